@@ -1,0 +1,76 @@
+"""human: one client for every OpenAI-compatible chat-completions API.
+
+    import human
+    with human.Client() as client:            # provider and model from ~/.human/config.json
+        print(client.chat("Say hi").content)
+
+Importing this package is cheap and touches no network: the names below are loaded on
+first use (a test keeps it that way).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Client": "client",
+    "AsyncClient": "client",
+    "ChatStream": "client",
+    "AsyncChatStream": "client",
+    "Config": "config",
+    "load_config": "config",
+    "resolve": "resolve",
+    "Target": "resolve",
+    "Timeouts": "resolve",
+    "Secret": "_secret",
+    "NOT_GIVEN": "_wire",
+    **dict.fromkeys(
+        [
+            "ChatResponse", "ToolCall", "Usage", "ContentDelta", "ReasoningDelta", "ToolCallStart",
+            "ToolCallDelta", "ToolCallDone", "UsageEvent", "FinishEvent", "StreamEvent",
+            "system", "user", "assistant", "tool_result", "text_part", "image_part",
+        ],
+        "types",
+    ),
+    **dict.fromkeys(
+        [
+            "HumanError", "ConfigError", "UnknownProviderError", "MissingCredentialError", "APIError",
+            "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
+            "ContextLengthError", "AuthenticationError", "PermissionDeniedError", "NotFoundError",
+            "RateLimitError", "ServerError", "BadResponseError", "ResponseTooLargeError",
+            "CircuitOpenError", "ToolError", "ToolArgumentsError", "AllAttemptsFailedError",
+            "ClientClosedError",
+        ],
+        "errors",
+    ),
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'human' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"human.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from ._secret import Secret
+    from ._wire import NOT_GIVEN
+    from .client import AsyncChatStream, AsyncClient, ChatStream, Client
+    from .config import Config, load_config
+    from .errors import *  # noqa: F403
+    from .resolve import Target, Timeouts, resolve
+    from .types import *  # noqa: F403

@@ -1,0 +1,614 @@
+"""`Client` and `AsyncClient`: thin drivers over the pure core.
+
+Everything that decides (URL, body, retry, fallback, parsing) lives in pure modules;
+the two classes below only perform I/O: send, sleep, read chunks. Their loops are
+written line for line alike so a reviewer can lay them side by side; a change to one
+without the other is a bug.
+
+    with human.Client() as client:                      # provider/model from the config
+        answer = client.chat([human.user("hi")])
+        for event in client.stream("tell me a story"):
+            if event.type == "content":
+                print(event.text, end="")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random as _random
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._classify import classify
+from ._http import AsyncTransport, Deadlines, SyncTransport
+from ._parse import decode_body, parse_completion
+from ._retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
+from ._secret import Secret, scrub
+from ._sse import SSEDecoder
+from ._stream import StreamAssembler
+from ._wire import NOT_GIVEN, NotGiven, build_body, encode
+from .config import Config, load_config
+from .errors import APIError, BadResponseError, ClientClosedError, HumanError
+from .resolve import Target, Timeouts, resolve
+from .types import ChatResponse, StreamEvent
+
+__all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client"]
+
+TimeoutArg = float | Mapping[str, float | None] | Timeouts | None
+
+_OPTIONS = (
+    "temperature", "max_tokens", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    "stop", "seed", "top_p", "reasoning_effort", "extra_body",
+)
+
+
+class _Pump:
+    """Bytes in, typed events out: the SSE decoder and the assembler, joined."""
+
+    __slots__ = ("decoder", "assembler")
+
+    def __init__(self, target: Target) -> None:
+        self.decoder = SSEDecoder()
+        self.assembler = StreamAssembler(provider=target.provider, model=target.model)
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        add = self.assembler.add
+        for sse in self.decoder.feed(chunk):
+            events += add(sse.data)
+        return events
+
+    def end(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self.decoder.close():
+            events += self.assembler.add(sse.data)
+        return events
+
+
+class _Base:
+    """What both clients share: settings, target resolution, request building, stamping."""
+
+    def __init__(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        config: Config | str | Path | None = None,
+        timeout: TimeoutArg = None,
+        retries: int | None = None,
+        sleep: Any = None,
+        clock: Any = None,
+        random: Any = None,
+    ) -> None:
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self._provider = provider or self.config.default_provider or ("compatible" if base_url else None)
+        self._model = model
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = timeout
+        reliability = self.config.reliability
+        self._policy = RetryPolicy(
+            retries=reliability.provider_retries if retries is None else retries,
+            backoff_s=reliability.provider_backoff_ms / 1000,
+            max_backoff_s=reliability.max_backoff_ms / 1000,
+            max_retry_after_s=reliability.max_retry_after_ms / 1000,
+            budget_s=None if reliability.retry_budget_ms is None else reliability.retry_budget_ms / 1000,
+        )
+        self._breaker = CircuitBreaker(reliability.breaker_threshold, reliability.breaker_recovery_s)
+        self._sleep_fn = sleep
+        self._clock = clock or time.monotonic
+        self._random = random or _random.random
+        self._targets: dict[tuple[str | None, str | None], Target] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(provider={self._provider!r}, model={self._model!r})"
+
+    def target(self, provider: str | None = None, model: str | None = None, *, require_key: bool = True) -> Target:
+        """Where a request with these settings would go (resolved once, then cached)."""
+        key = (provider or self._provider, model or self._model)
+        cached = self._targets.get(key)
+        if cached is not None:
+            return cached
+        primary = key[0] == self._provider
+        target = resolve(
+            self.config,
+            key[0],
+            key[1],
+            api_key=self._api_key if primary else None,
+            base_url=self._base_url if primary else None,
+            require_key=require_key,
+        )
+        if require_key:
+            self._targets[key] = target
+        return target
+
+    def dry_run(self, messages: Any, *, stream: bool = False, **options: Any) -> dict[str, Any]:
+        """What would be sent, secrets masked, without sending anything."""
+        target = self.target(options.pop("provider", None), options.pop("model", None), require_key=False)
+        body, adjustments = build_body(target, messages, stream=stream, **_pick(options))
+        return {
+            "provider": target.provider,
+            "model": target.model,
+            "method": "POST",
+            "url": target.url,
+            "headers": target.display_headers(stream=stream),
+            "key_source": target.key_source,
+            "body": body,
+            "adjustments": adjustments,
+            "notes": list(target.notes),
+        }
+
+    def _plan(self, provider: str | None, model: str | None, retries: int | None) -> Plan:
+        first = self.target(provider, model)
+        reliability = self.config.reliability
+        providers = [first.provider, *(p for p in reliability.fallback_providers if p != first.provider)]
+        models = [first.model, *(m for m in reliability.model_fallbacks.get(first.model, ()) if m != first.model)]
+        policy = self._policy if retries is None else dataclasses.replace(self._policy, retries=retries)
+        return Plan(
+            providers=providers,
+            models=models,
+            resolve=lambda p, m: self.target(p, m),
+            policy=policy,
+            breaker=self._breaker,
+            now=self._clock,
+            random=self._random,
+            first_target=first,
+        )
+
+    def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
+                 timeout: TimeoutArg) -> tuple[bytes, list[str], Deadlines]:
+        body, adjustments = build_body(target, messages, stream=stream, **options)
+        limits = _timeouts(target.timeouts, self._timeout, timeout)
+        deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
+        return encode(body), adjustments, deadlines
+
+    def _error(self, target: Target, status: int, headers: Mapping[str, str], raw: bytes) -> APIError:
+        return classify(status, headers, raw, provider=target.provider, model=target.model,
+                        url=target.url, secrets=target.secrets())
+
+    def _parse(self, target: Target, headers: Mapping[str, str], raw: bytes) -> ChatResponse:
+        body = decode_body(raw, headers.get("content-type"), provider=target.provider, model=target.model,
+                           status=200)
+        return parse_completion(body, provider=target.provider, model=target.model)
+
+    @staticmethod
+    def _stamp(response: ChatResponse, send: Send, adjustments: Sequence[str]) -> ChatResponse:
+        return dataclasses.replace(
+            response,
+            provider=send.target.provider,
+            model_requested=send.target.model,
+            attempt=send.attempt,
+            adjustments=tuple(adjustments),
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this client is closed; create a new one")
+
+
+def _pick(options: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"unexpected option(s): {', '.join(sorted(unknown))}")
+    return {name: value for name, value in options.items() if value is not None or name == "temperature"}
+
+
+def _timeouts(base: Timeouts, *overrides: TimeoutArg) -> Timeouts:
+    for override in overrides:
+        if override is None:
+            continue
+        if isinstance(override, Timeouts):
+            base = override
+        elif isinstance(override, Mapping):
+            base = base.merged(override)
+        else:
+            base = base.merged({"total": float(override)})
+    return base
+
+
+def _stamp_error(exc: HumanError, target: Target) -> HumanError:
+    if isinstance(exc, APIError):
+        exc.provider = exc.provider or target.provider
+        exc.model = exc.model or target.model
+        exc.message = scrub(exc.message, *target.secrets())
+    return exc
+
+
+def _events_from_whole(response: ChatResponse) -> list[StreamEvent]:
+    """A server that ignored stream=true and sent one JSON body: replay it as events."""
+    from .types import ContentDelta, FinishEvent, ReasoningDelta, ToolCallDone, UsageEvent
+
+    events: list[StreamEvent] = []
+    if response.reasoning:
+        events.append(ReasoningDelta(response.reasoning))
+    if response.content:
+        events.append(ContentDelta(response.content))
+    events += [ToolCallDone(i, call) for i, call in enumerate(response.tool_calls)]
+    if response.usage is not None:
+        events.append(UsageEvent(response.usage))
+    events.append(FinishEvent(response.finish_reason))
+    return events
+
+
+# ---- sync --------------------------------------------------------------------------------
+
+
+class Client(_Base):
+    """Synchronous client. Thread-safe; reuses connections; use as a context manager."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._transport = SyncTransport()
+        self._sleep = self._sleep_fn or time.sleep
+
+    def chat(self, messages: Any, *, provider: str | None = None, model: str | None = None,
+             timeout: TimeoutArg = None, retries: int | None = None,
+             temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatResponse:
+        """Send a chat request and return the whole answer."""
+        self._check_open()
+        options = _pick({**options, "temperature": temperature})
+        plan = self._plan(provider, model, retries).run()
+        action = next(plan)
+        while True:
+            if isinstance(action, Sleep):
+                self._sleep(action.seconds)
+                action = plan.send(None)
+                continue
+            try:
+                outcome: Any = self._send(action.target, messages, options, timeout)
+            except HumanError as exc:
+                outcome = _stamp_error(exc, action.target)
+            try:
+                action = plan.send(outcome)
+            except StopIteration as done:
+                (response, adjustments), send = done.value
+                return self._stamp(response, send, adjustments)
+
+    def _send(self, target: Target, messages: Any, options: Mapping[str, Any],
+              timeout: TimeoutArg) -> tuple[ChatResponse, list[str]]:
+        body, adjustments, deadlines = self._request(target, messages, False, options, timeout)
+        exchange = self._transport.send("POST", target.url, target.request_headers(), body, deadlines,
+                                        target.max_response_bytes)
+        raw = exchange.read()
+        if exchange.status >= 300:
+            raise self._error(target, exchange.status, exchange.headers, raw)
+        return self._parse(target, exchange.headers, raw), adjustments
+
+    def stream(self, messages: Any, *, provider: str | None = None, model: str | None = None,
+               timeout: TimeoutArg = None, retries: int | None = None,
+               temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatStream:
+        """Send a streaming request. Iterate the result for typed events; after the loop,
+        `.response` holds the assembled answer."""
+        self._check_open()
+        options = _pick({**options, "temperature": temperature})
+        return ChatStream(self, self._plan(provider, model, retries), messages, options, timeout)
+
+    def models(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """The provider's own `GET …/models` list."""
+        target = self.target(provider, require_key=False)
+        limits = _timeouts(target.timeouts, self._timeout)
+        deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
+        exchange = self._transport.send("GET", target.models_url, target.request_headers(), None, deadlines,
+                                        target.max_response_bytes)
+        raw = exchange.read()
+        return _models_list(self, target, exchange.status, exchange.headers, raw)
+
+    def close(self) -> None:
+        self._closed = True
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ChatStream:
+    """The events of one streamed answer. Retries and fallbacks happen only before the
+    first event reaches you; after that a failure raises with `.partial` set."""
+
+    def __init__(self, client: Client, plan: Plan, messages: Any, options: Mapping[str, Any],
+                 timeout: TimeoutArg) -> None:
+        self._client, self._plan, self._messages = client, plan, messages
+        self._options, self._timeout = options, timeout
+        self.response: ChatResponse | None = None
+        self._iterator: Iterator[StreamEvent] | None = None
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def until_done(self) -> ChatResponse:
+        """Consume the stream and return the assembled answer."""
+        for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    def _events(self) -> Iterator[StreamEvent]:
+        client = self._client
+        plan = self._plan.run()
+        action = next(plan)
+        while True:
+            if isinstance(action, Sleep):
+                client._sleep(action.seconds)
+                action = plan.send(None)
+                continue
+            target = action.target
+            try:
+                chunks, pump, first, adjustments = self._open(target)
+            except HumanError as exc:
+                action = plan.send(_stamp_error(exc, target))
+                continue
+            break
+        try:
+            plan.send(("started", None))
+        except StopIteration:
+            pass
+        send = action
+        try:
+            yield from first
+            for chunk in chunks:
+                yield from pump.feed(chunk)
+            yield from pump.end()
+            response = pump.assembler.finish()
+        except HumanError as exc:
+            if isinstance(exc, APIError) and exc.partial is None:
+                exc.partial = pump.assembler.partial()
+            raise _stamp_error(exc, target) from None
+        finally:
+            chunks.close()
+        self.response = client._stamp(response, send, adjustments)
+
+    def _open(self, target: Target) -> tuple[Any, _Pump, list[StreamEvent], list[str]]:
+        """Send, check the status, and read until the first event (retry is still possible)."""
+        client = self._client
+        body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._timeout)
+        exchange = client._transport.send("POST", target.url, target.request_headers(stream=True), body,
+                                          deadlines, target.max_stream_bytes)
+        if exchange.status >= 300:
+            raise client._error(target, exchange.status, exchange.headers, exchange.read())
+        pump = _Pump(target)
+        chunks = exchange.chunks()
+        if "json" in exchange.headers.get("content-type", ""):
+            whole = client._parse(target, exchange.headers, b"".join(chunks))
+            pump.assembler = _Replay(whole)  # type: ignore[assignment]
+            return _nothing(), pump, _events_from_whole(whole), adjustments
+        try:
+            for chunk in chunks:
+                events = pump.feed(chunk)
+                if events:
+                    return chunks, pump, events, adjustments
+            events = pump.end()
+        except BaseException:
+            chunks.close()
+            raise
+        if not events and not pump.assembler.done:
+            raise BadResponseError("the stream ended before any data arrived", retryable=True)
+        return _nothing(), pump, events, adjustments
+
+
+def _nothing() -> Iterator[bytes]:
+    yield from ()
+
+
+class _Replay:
+    """Stands in for the assembler when the server answered a stream with one JSON body."""
+
+    def __init__(self, response: ChatResponse) -> None:
+        self._response = response
+        self.done = True
+
+    def finish(self) -> ChatResponse:
+        return self._response
+
+    def partial(self) -> ChatResponse:
+        return self._response
+
+
+def _models_list(client: _Base, target: Target, status: int, headers: Mapping[str, str],
+                 raw: bytes) -> list[dict[str, Any]]:
+    if status >= 300:
+        raise client._error(target, status, headers, raw)
+    body = decode_body(raw, headers.get("content-type"), provider=target.provider, model=target.model,
+                       status=status)
+    data = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(data, list):
+        raise BadResponseError("GET /models did not return a list under \"data\"", provider=target.provider)
+    return [item if isinstance(item, dict) else {"id": str(item)} for item in data]
+
+
+# ---- async -------------------------------------------------------------------------------
+
+
+class AsyncClient(_Base):
+    """Asynchronous client: the same methods as `Client`, as coroutines."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._transport = AsyncTransport()
+        import asyncio
+
+        self._sleep = self._sleep_fn or asyncio.sleep
+
+    async def chat(self, messages: Any, *, provider: str | None = None, model: str | None = None,
+                   timeout: TimeoutArg = None, retries: int | None = None,
+                   temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatResponse:
+        """Send a chat request and return the whole answer."""
+        self._check_open()
+        options = _pick({**options, "temperature": temperature})
+        plan = self._plan(provider, model, retries).run()
+        action = next(plan)
+        while True:
+            if isinstance(action, Sleep):
+                await self._sleep(action.seconds)
+                action = plan.send(None)
+                continue
+            try:
+                outcome: Any = await self._send(action.target, messages, options, timeout)
+            except HumanError as exc:
+                outcome = _stamp_error(exc, action.target)
+            try:
+                action = plan.send(outcome)
+            except StopIteration as done:
+                (response, adjustments), send = done.value
+                return self._stamp(response, send, adjustments)
+
+    async def _send(self, target: Target, messages: Any, options: Mapping[str, Any],
+                    timeout: TimeoutArg) -> tuple[ChatResponse, list[str]]:
+        body, adjustments, deadlines = self._request(target, messages, False, options, timeout)
+        exchange = await self._transport.send("POST", target.url, target.request_headers(), body, deadlines,
+                                              target.max_response_bytes)
+        raw = await exchange.read()
+        if exchange.status >= 300:
+            raise self._error(target, exchange.status, exchange.headers, raw)
+        return self._parse(target, exchange.headers, raw), adjustments
+
+    def stream(self, messages: Any, *, provider: str | None = None, model: str | None = None,
+               timeout: TimeoutArg = None, retries: int | None = None,
+               temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> AsyncChatStream:
+        """Send a streaming request. `async for` the result for typed events; after the
+        loop, `.response` holds the assembled answer."""
+        self._check_open()
+        options = _pick({**options, "temperature": temperature})
+        return AsyncChatStream(self, self._plan(provider, model, retries), messages, options, timeout)
+
+    async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """The provider's own `GET …/models` list."""
+        target = self.target(provider, require_key=False)
+        limits = _timeouts(target.timeouts, self._timeout)
+        deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
+        exchange = await self._transport.send("GET", target.models_url, target.request_headers(), None,
+                                              deadlines, target.max_response_bytes)
+        raw = await exchange.read()
+        return _models_list(self, target, exchange.status, exchange.headers, raw)
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._transport.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncChatStream:
+    """The async twin of `ChatStream`."""
+
+    def __init__(self, client: AsyncClient, plan: Plan, messages: Any, options: Mapping[str, Any],
+                 timeout: TimeoutArg) -> None:
+        self._client, self._plan, self._messages = client, plan, messages
+        self._options, self._timeout = options, timeout
+        self.response: ChatResponse | None = None
+        self._iterator: AsyncIterator[StreamEvent] | None = None
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    async def until_done(self) -> ChatResponse:
+        """Consume the stream and return the assembled answer."""
+        async for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        client = self._client
+        plan = self._plan.run()
+        action = next(plan)
+        while True:
+            if isinstance(action, Sleep):
+                await client._sleep(action.seconds)
+                action = plan.send(None)
+                continue
+            target = action.target
+            try:
+                chunks, pump, first, adjustments = await self._open(target)
+            except HumanError as exc:
+                action = plan.send(_stamp_error(exc, target))
+                continue
+            break
+        try:
+            plan.send(("started", None))
+        except StopIteration:
+            pass
+        send = action
+        try:
+            for event in first:
+                yield event
+            async for chunk in chunks:
+                for event in pump.feed(chunk):
+                    yield event
+            for event in pump.end():
+                yield event
+            response = pump.assembler.finish()
+        except HumanError as exc:
+            if isinstance(exc, APIError) and exc.partial is None:
+                exc.partial = pump.assembler.partial()
+            raise _stamp_error(exc, target) from None
+        finally:
+            await chunks.aclose()
+        self.response = client._stamp(response, send, adjustments)
+
+    async def _open(self, target: Target) -> tuple[Any, _Pump, list[StreamEvent], list[str]]:
+        """Send, check the status, and read until the first event (retry is still possible)."""
+        client = self._client
+        body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._timeout)
+        exchange = await client._transport.send("POST", target.url, target.request_headers(stream=True), body,
+                                                deadlines, target.max_stream_bytes)
+        if exchange.status >= 300:
+            raise client._error(target, exchange.status, exchange.headers, await exchange.read())
+        pump = _Pump(target)
+        chunks = exchange.chunks()
+        if "json" in exchange.headers.get("content-type", ""):
+            whole = client._parse(target, exchange.headers, b"".join([c async for c in chunks]))
+            pump.assembler = _Replay(whole)  # type: ignore[assignment]
+            return _empty(), pump, _events_from_whole(whole), adjustments
+        try:
+            async for chunk in chunks:
+                events = pump.feed(chunk)
+                if events:
+                    return chunks, pump, events, adjustments
+            events = pump.end()
+        except BaseException:
+            await chunks.aclose()
+            raise
+        if not events and not pump.assembler.done:
+            raise BadResponseError("the stream ended before any data arrived", retryable=True)
+        return _empty(), pump, events, adjustments
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator

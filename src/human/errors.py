@@ -1,0 +1,294 @@
+"""Every error `human` raises, in one tree.
+
+    HumanError                          root: `except HumanError` catches every failure
+    ├── ConfigError                     bad config file, env value or argument (.path, .pointer)
+    │   ├── UnknownProviderError        with "did you mean ..." from the registry
+    │   └── MissingCredentialError      names the env var and the config key to set
+    ├── APIError                        .provider .model .status .request_id .partial
+    │   ├── APIConnectionError          refused, reset, DNS, TLS
+    │   │   └── APITimeoutError         .kind: connect | first_byte | idle | total
+    │   ├── APIStatusError              .status .body .error_type .code .param
+    │   │   ├── BadRequestError         400 / 422
+    │   │   │   └── ContextLengthError  the prompt does not fit the model's window
+    │   │   ├── AuthenticationError     401
+    │   │   ├── PermissionDeniedError   403
+    │   │   ├── NotFoundError           404 (says whether the model or the URL looks wrong)
+    │   │   ├── RateLimitError          429 (.retry_after; .quota_exhausted)
+    │   │   └── ServerError             5xx
+    │   ├── CircuitOpenError            the provider failed repeatedly; skipped until recovery
+    │   └── BadResponseError            HTML, truncated or invalid JSON, {"error"} in a 200,
+    │       │                           an error event inside a stream
+    │       └── ResponseTooLargeError   body or stream over the configured cap
+    ├── ToolError
+    │   └── ToolArgumentsError          a tool call's arguments are not a JSON object
+    └── AllAttemptsFailedError          retries and fallbacks exhausted (.attempts)
+
+Programmer mistakes (using a closed client) raise `ClientClosedError`, a `RuntimeError`,
+so `except HumanError` never hides a bug.
+
+Each class says whether it is worth retrying (`retryable`); the retry policy asks the
+exception, so classification and policy cannot disagree. Every message is scrubbed of
+the key that was in play before it is stored (see `_secret.scrub`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .types import ChatResponse, ToolCall
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AllAttemptsFailedError",
+    "Attempt",
+    "AuthenticationError",
+    "BadRequestError",
+    "BadResponseError",
+    "CircuitOpenError",
+    "ClientClosedError",
+    "ConfigError",
+    "ContextLengthError",
+    "HumanError",
+    "MissingCredentialError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "ToolArgumentsError",
+    "ToolError",
+    "UnknownProviderError",
+]
+
+
+class HumanError(Exception):
+    """Root of every error `human` raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ---- configuration ----------------------------------------------------------------
+
+
+class ConfigError(HumanError):
+    """The config file, an environment variable or an argument is wrong.
+
+    `path` is the file (when one is involved), `pointer` the JSON path to the bad field.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, pointer: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.pointer = pointer
+
+
+class UnknownProviderError(ConfigError):
+    def __init__(self, message: str, *, name: str, suggestions: tuple[str, ...] = (), **kw: Any):
+        super().__init__(message, **kw)
+        self.name = name
+        self.suggestions = suggestions
+
+
+class MissingCredentialError(ConfigError):
+    """A provider that needs a key has none (never raised for key-less local servers)."""
+
+
+# ---- talking to a server ----------------------------------------------------------
+
+
+class APIError(HumanError):
+    """A request to a provider failed. Carries who, what and (when known) the server's id.
+
+    `partial` is what had been received before a stream failed (content so far), else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        partial: ChatResponse | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.request_id = request_id
+        self.partial = partial
+
+    def __str__(self) -> str:
+        where = self.provider or "?"
+        if self.model:
+            where += f"/{self.model}"
+        parts = [f"[{where}]"]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}:")
+        parts.append(self.message)
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, or the connection broke."""
+
+    retryable = True
+
+
+class APITimeoutError(APIConnectionError):
+    """A deadline passed. `kind` is connect, first_byte, idle or total."""
+
+    def __init__(self, message: str, *, kind: str, seconds: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.kind = kind
+        self.seconds = seconds
+
+
+class APIStatusError(APIError):
+    """The server answered with an error status. `body` is the parsed body, if JSON."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: Any = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.body = body
+        self.error_type = error_type
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400 / 422: the request itself is wrong; sending it again will not help."""
+
+
+class ContextLengthError(BadRequestError):
+    """The prompt (plus max_tokens) does not fit the model's context window."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, wrong or expired."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but may not use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the model or the URL does not exist."""
+
+
+class RateLimitError(APIStatusError):
+    """429. `retry_after` is the server's requested wait in seconds (if it gave one).
+
+    `quota_exhausted` is true when the body says the account is out of credit rather
+    than momentarily over a limit; such an error is not retried.
+    """
+
+    def __init__(self, message: str, *, quota_exhausted: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.quota_exhausted = quota_exhausted
+
+    @property  # type: ignore[override]
+    def retryable(self) -> bool:
+        return not self.quota_exhausted
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed; often worth another try."""
+
+    retryable = True
+
+
+class CircuitOpenError(APIError):
+    """The circuit breaker for this provider is open: it failed `threshold` times in a
+    row, so it is skipped until `recovery_s` have passed (then tried again once)."""
+
+
+class BadResponseError(APIError):
+    """The server answered, but not with something usable (HTML, truncated JSON, an
+    error object inside a 200, an error event in a stream). `retryable` is decided per
+    instance: a truncated body is worth retrying, an HTML page is not."""
+
+    def __init__(self, message: str, *, retryable: bool = False, body_preview: str = "", **kw: Any):
+        super().__init__(message, **kw)
+        self._retryable = retryable
+        self.body_preview = body_preview
+
+    @property  # type: ignore[override]
+    def retryable(self) -> bool:
+        return self._retryable
+
+
+class ResponseTooLargeError(BadResponseError):
+    """The body or the stream passed the configured size cap."""
+
+
+# ---- tools ------------------------------------------------------------------------
+
+
+class ToolError(HumanError):
+    """A problem with a tool call."""
+
+
+class ToolArgumentsError(ToolError):
+    def __init__(self, message: str, *, tool_call: ToolCall) -> None:
+        super().__init__(message)
+        self.tool_call = tool_call
+
+
+# ---- retries and fallbacks ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try in a chain of retries and fallbacks."""
+
+    provider: str
+    model: str
+    error: HumanError
+
+
+class AllAttemptsFailedError(HumanError):
+    """Every retry and every fallback failed. `attempts` lists them in order."""
+
+    def __init__(self, attempts: list[Attempt]) -> None:
+        lines = [f"all {len(attempts)} attempts failed:"]
+        for number, attempt in enumerate(attempts, 1):
+            lines.append(f"  {number}. {attempt.provider}/{attempt.model}: {attempt.error}")
+        super().__init__("\n".join(lines))
+        self.attempts = attempts
+
+    @property
+    def last(self) -> HumanError:
+        return self.attempts[-1].error
+
+
+# ---- programmer errors ----------------------------------------------------------------
+
+
+class ClientClosedError(RuntimeError):
+    """The client was used after `close()`."""

@@ -1,0 +1,263 @@
+"""The values `human` hands back and takes in: messages, tool calls, usage, responses,
+and the typed events of a stream.
+
+Everything here is a small frozen dataclass with no I/O. Messages are plain dicts in
+OpenAI's shape (what the wire takes); the helpers below only build such dicts, so a
+caller may use either.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Union
+
+__all__ = [
+    "ChatResponse",
+    "ContentDelta",
+    "FinishEvent",
+    "ReasoningDelta",
+    "StreamEvent",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallDone",
+    "ToolCallStart",
+    "Usage",
+    "UsageEvent",
+    "assistant",
+    "image_part",
+    "system",
+    "text_part",
+    "tool_result",
+    "user",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model asked for.
+
+    `arguments` is the raw string the server sent (an object sent instead of a string
+    is re-serialised to a string); `parsed_arguments()` decodes it and raises
+    `ToolArgumentsError` with the position of the fault when it is not a JSON object.
+    """
+
+    id: str | None
+    name: str
+    arguments: str
+    type: str = "function"
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        from .errors import ToolArgumentsError
+
+        text = self.arguments.strip() or "{}"
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ToolArgumentsError(
+                f"tool call {self.name!r} (id {self.id}) has arguments that are not valid "
+                f"JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+                f"{_preview(self.arguments)}",
+                tool_call=self,
+            ) from None
+        if not isinstance(value, dict):
+            raise ToolArgumentsError(
+                f"tool call {self.name!r} (id {self.id}) has arguments that are a JSON "
+                f"{type(value).__name__}, not an object: {_preview(self.arguments)}",
+                tool_call=self,
+            )
+        return value
+
+    def to_message(self) -> dict[str, Any]:
+        """The `tool_calls[]` item to send back in an assistant message."""
+        item: dict[str, Any] = {
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+        if self.id is not None:
+            item["id"] = self.id
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts. A field is `None` when the server did not report it."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """One assembled answer, whether it came whole or as a stream.
+
+    `provider`, `model_requested` and `attempt` say who served it (after retries and
+    fallbacks); `adjustments` lists every change made to the request before it was
+    sent (a parameter renamed or dropped), so nothing is ever changed silently.
+    `raw` is the server's body as parsed JSON (for a stream: the last chunk), kept
+    because OpenAI-compatible servers add fields we do not model.
+    """
+
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    reasoning: str | None = None
+    id: str | None = None
+    raw: Any = None
+    model_requested: str | None = None
+    attempt: int = 1
+    adjustments: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The content, or an empty string when there was none."""
+        return self.content or ""
+
+    def to_message(self) -> dict[str, Any]:
+        """This answer as an assistant message, ready to append to the conversation."""
+        return assistant(self.content, tool_calls=self.tool_calls)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (what `human chat --json` prints)."""
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "model": self.model,
+            "model_requested": self.model_requested,
+            "attempt": self.attempt,
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
+            ],
+            "finish_reason": self.finish_reason,
+            "usage": None
+            if self.usage is None
+            else {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "total_tokens": self.usage.total_tokens,
+                "cached_tokens": self.usage.cached_tokens,
+                "reasoning_tokens": self.usage.reasoning_tokens,
+            },
+            "adjustments": list(self.adjustments),
+        }
+
+
+# ---- stream events --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta:
+    type: ClassVar[str] = "content"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    type: ClassVar[str] = "reasoning"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    type: ClassVar[str] = "tool_call_start"
+    index: int
+    id: str | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    type: ClassVar[str] = "tool_call_delta"
+    index: int
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDone:
+    type: ClassVar[str] = "tool_call_done"
+    index: int
+    tool_call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    type: ClassVar[str] = "usage"
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class FinishEvent:
+    type: ClassVar[str] = "finish"
+    finish_reason: str | None
+
+
+StreamEvent = Union[
+    ContentDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallDone, UsageEvent, FinishEvent
+]
+
+
+# ---- message helpers ------------------------------------------------------------
+
+
+def system(content: str) -> dict[str, Any]:
+    return {"role": "system", "content": content}
+
+
+def user(content: str | list[dict[str, Any]], *images: str | Path) -> dict[str, Any]:
+    """A user message. With images (URLs or local paths), content becomes parts."""
+    if not images:
+        return {"role": "user", "content": content}
+    parts = [text_part(content)] if isinstance(content, str) else list(content)
+    parts.extend(image_part(image) for image in images)
+    return {"role": "user", "content": parts}
+
+
+def assistant(
+    content: str | None, *, tool_calls: tuple[ToolCall, ...] | list[ToolCall] = ()
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [call.to_message() for call in tool_calls]
+    return message
+
+
+def tool_result(tool_call_id: str, content: str | Any, name: str | None = None) -> dict[str, Any]:
+    """The answer to one tool call. Non-string content is sent as JSON."""
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    message: dict[str, Any] = {"role": "tool", "tool_call_id": tool_call_id, "content": text}
+    if name is not None:
+        message["name"] = name
+    return message
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def image_part(image: str | Path, *, detail: str | None = None) -> dict[str, Any]:
+    """An image content part: a URL is sent as is, a local file as a data URI."""
+    url = str(image)
+    if not url.startswith(("http://", "https://", "data:")):
+        path = Path(image)
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        url = f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+    image_url: dict[str, Any] = {"url": url}
+    if detail is not None:
+        image_url["detail"] = detail
+    return {"type": "image_url", "image_url": image_url}
+
+
+def _preview(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
