@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ._secret import scrub
@@ -65,6 +64,8 @@ def parse_retry_after(headers: Headers, now: Callable[[], float] | None = None) 
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # imports socket: only when a date is given
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -108,7 +109,9 @@ def classify(
     now: Callable[[], float] | None = None,
 ) -> APIStatusError:
     """The error for a non-2xx answer."""
-    text = raw[:65536].decode("utf-8", "replace")
+    # Scrubbed before parsing, so neither the message nor the kept body can hold a key
+    # that the server echoed back.
+    text = scrub(raw[:65536].decode("utf-8", "replace"), *secrets)
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -120,7 +123,6 @@ def classify(
             message = "the server answered with an HTML page, not a JSON error (is base_url right?)"
         else:
             message = stripped[:300] or "(empty body)"
-    message = scrub(message, *secrets)
     if len(message) > 500:
         message = message[:500] + "…"
     common: dict[str, Any] = {

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .resolve import Target
+if TYPE_CHECKING:
+    from .resolve import Target
 
 __all__ = ["NOT_GIVEN", "NotGiven", "build_body", "encode", "normalize_messages"]
 

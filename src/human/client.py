@@ -15,6 +15,7 @@ without the other is a bug.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random as _random
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -35,6 +36,8 @@ from .resolve import Target, Timeouts, resolve
 from .types import ChatResponse, StreamEvent
 
 __all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client"]
+
+log = logging.getLogger("human.client")
 
 TimeoutArg = float | Mapping[str, float | None] | Timeouts | None
 
@@ -61,10 +64,11 @@ class _Pump:
         return events
 
     def end(self) -> list[StreamEvent]:
+        """End of the body: a last event without its blank line, held-back text, tool calls done."""
         events: list[StreamEvent] = []
         for sse in self.decoder.close():
             events += self.assembler.add(sse.data)
-        return events
+        return events + self.assembler.close()
 
 
 class _Base:
@@ -163,6 +167,9 @@ class _Base:
     def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
                  timeout: TimeoutArg) -> tuple[bytes, list[str], Deadlines]:
         body, adjustments = build_body(target, messages, stream=stream, **options)
+        if log.isEnabledFor(logging.DEBUG):  # headers as display_headers shows them: key masked
+            log.debug("POST %s stream=%s headers=%s adjustments=%s", target.url, stream,
+                      target.display_headers(stream=stream), adjustments)
         limits = _timeouts(target.timeouts, self._timeout, timeout)
         deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
         return encode(body), adjustments, deadlines
@@ -212,10 +219,14 @@ def _timeouts(base: Timeouts, *overrides: TimeoutArg) -> Timeouts:
 
 
 def _stamp_error(exc: HumanError, target: Target) -> HumanError:
+    """Say who failed, and scrub what the server sent back before anyone can print it."""
     if isinstance(exc, APIError):
         exc.provider = exc.provider or target.provider
         exc.model = exc.model or target.model
-        exc.message = scrub(exc.message, *target.secrets())
+        secrets = target.secrets()
+        exc.message = scrub(exc.message, *secrets)
+        if isinstance(exc, BadResponseError):
+            exc.body_preview = scrub(exc.body_preview, *secrets)
     return exc
 
 
@@ -263,6 +274,7 @@ class Client(_Base):
                 outcome: Any = self._send(action.target, messages, options, timeout)
             except HumanError as exc:
                 outcome = _stamp_error(exc, action.target)
+                log.debug("attempt %d failed: %s", action.attempt, outcome)
             try:
                 action = plan.send(outcome)
             except StopIteration as done:
@@ -416,6 +428,9 @@ class _Replay:
         self._response = response
         self.done = True
 
+    def close(self) -> list[StreamEvent]:
+        return []
+
     def finish(self) -> ChatResponse:
         return self._response
 
@@ -465,6 +480,7 @@ class AsyncClient(_Base):
                 outcome: Any = await self._send(action.target, messages, options, timeout)
             except HumanError as exc:
                 outcome = _stamp_error(exc, action.target)
+                log.debug("attempt %d failed: %s", action.attempt, outcome)
             try:
                 action = plan.send(outcome)
             except StopIteration as done:

@@ -1,0 +1,383 @@
+"""Assembles the chunks of a streamed chat completion into typed events and one
+`ChatResponse`. Pure: no I/O; the caller hands in each SSE event's `data`.
+
+Tolerates what real servers send (shared/research/peers.md §3, items 17–24):
+- tool-call fragments with a missing or null `index` (ollama#7881, openai-python#2806),
+  or reusing an index for a second call (DeepSeek, agno PR #8880): a fragment goes
+  to the call with its `index` when that is consistent, else to the call with its
+  `id`, else (no index, no id) to the call that is being streamed;
+- `function.arguments` as a JSON object (llama.cpp#20198), re-serialised to a string;
+- chunks with empty `choices` (usage-only, Azure prompt filter), no `delta`,
+  `role: null`, a new `id` in every chunk (mockllm);
+- usage on any chunk, including LiteLLM's final `choices:[{"index":0,"delta":{}}]`;
+- reasoning as `reasoning_content`, `reasoning`, `thinking` parts or a leading
+  `<think>` block split across chunks;
+- `finish_reason` "stop" (or none) although tool calls were sent (vllm PR #25054):
+  assembled tool calls win;
+- an `{"error": …}` event mid-stream (llm-d-inference-sim#596): `BadResponseError`
+  carrying what had arrived as `.partial`.
+
+Lifecycle: `add(data)` per event, `close()` at end of stream for the last events
+(held-back text, one `ToolCallDone` per call), `finish()` for the response.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._shapes import (
+    KEEP_FINISH_REASONS,
+    ThinkSplitter,
+    compact_json,
+    describe_error,
+    flatten_parts,
+    preview,
+    usage_from,
+)
+from .errors import BadResponseError
+from .types import (
+    ChatResponse,
+    ContentDelta,
+    FinishEvent,
+    ReasoningDelta,
+    StreamEvent,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+
+__all__ = ["StreamAssembler"]
+
+_loads = json.loads
+
+# One tool call being assembled: [id, name, argument fragments, type].
+_ID, _NAME, _ARGS, _TYPE = 0, 1, 2, 3
+
+
+class StreamAssembler:
+    """Chunk payloads in, typed events out; `finish()` gives the assembled answer.
+
+        >>> a = StreamAssembler()
+        >>> a.add('{"choices":[{"index":0,"delta":{"content":"Hi"}}]}')
+        [ContentDelta(text='Hi')]
+        >>> a.add("[DONE]"), a.finish().content
+        ([], 'Hi')
+
+    `done` is true once `[DONE]` arrived; `saw_any` once a chunk with choices or usage
+    did (after that, a failed stream is not retried).
+    """
+
+    __slots__ = (
+        "provider",
+        "model",
+        "done",
+        "saw_any",
+        "_content",
+        "_reasoning",
+        "_think",
+        "_plain",
+        "_calls",
+        "_by_index",
+        "_by_id",
+        "_current",
+        "_usage",
+        "_finish",
+        "_id",
+        "_model",
+        "_raw",
+        "_closed",
+    )
+
+    def __init__(self, *, provider: str | None = None, model: str | None = None) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False
+        self.saw_any = False
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._think = ThinkSplitter()
+        self._plain = False  # past the point where a <think> block could start
+        self._calls: list[list[Any]] = []
+        self._by_index: dict[int, int] = {}
+        self._by_id: dict[str, int] = {}
+        self._current = -1
+        self._usage: Usage | None = None
+        self._finish: str | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._raw: Any = None
+        self._closed = False
+
+    def add(self, data: str) -> list[StreamEvent]:
+        """One SSE event's data payload; returns the events it produced."""
+        if data[:1] != "{":
+            return self._unusual(data)
+        try:
+            chunk = _loads(data)
+        except (ValueError, RecursionError):
+            raise self._not_json(data) from None
+        err = chunk.get("error")
+        if err is not None and err is not False:
+            raise self._server_error(err)
+        self._raw = chunk  # after the error check: an error chunk may echo a key back
+        if self._id is None:
+            cid = chunk.get("id")
+            if cid.__class__ is str and cid:
+                self._id = cid
+        model = chunk.get("model")
+        if model.__class__ is str and model:
+            self._model = model
+        events: list[StreamEvent] = []
+        choices = chunk.get("choices")
+        if choices and choices.__class__ is list:
+            self.saw_any = True
+            choice = choices[0]
+            if choice.__class__ is not dict or choice.get("index", 0) not in (0, None):
+                choice = _choice_zero(choices)
+            if choice is not None:
+                delta = choice.get("delta")
+                if delta and delta.__class__ is dict:
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning:
+                        self._add_reasoning(reasoning, events)
+                    content = delta.get("content")
+                    if content:
+                        if self._plain and content.__class__ is str:
+                            self._content.append(content)
+                            events.append(ContentDelta(content))
+                        else:
+                            self._add_content(content, events)
+                    calls = delta.get("tool_calls")
+                    if calls:
+                        self._add_tool_calls(calls, events)
+                reason = choice.get("finish_reason")
+                if reason and reason.__class__ is str:
+                    self._finish = reason
+                    events.append(FinishEvent(self._final_reason(reason)))
+        usage = chunk.get("usage")
+        if usage is None and "x_groq" in chunk:
+            extra = chunk["x_groq"]  # Groq puts stream usage under x_groq
+            usage = extra.get("usage") if extra.__class__ is dict else None
+        if usage and usage.__class__ is dict:
+            self.saw_any = True
+            parsed = usage_from(usage)
+            if parsed is not None:
+                self._usage = parsed
+                events.append(UsageEvent(parsed))
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        """End of stream: release held-back text, then one `ToolCallDone` per call, in order."""
+        if self._closed:
+            return []
+        self._closed = True
+        events: list[StreamEvent] = []
+        reasoning, content = self._think.end()
+        self._plain = True
+        if reasoning:
+            self._reasoning.append(reasoning)
+            events.append(ReasoningDelta(reasoning))
+        if content:
+            self._content.append(content)
+            events.append(ContentDelta(content))
+        for position, call in enumerate(self._calls):
+            events.append(ToolCallDone(position, _tool_call(call)))
+        return events
+
+    def finish(self) -> ChatResponse:
+        """The assembled answer (whether or not `[DONE]` arrived)."""
+        return self._snapshot()
+
+    def partial(self) -> ChatResponse:
+        """What has arrived so far (for an error raised mid-stream)."""
+        return self._snapshot()
+
+    # ---- pieces of a delta ------------------------------------------------------------
+
+    def _add_reasoning(self, value: Any, events: list[StreamEvent]) -> None:
+        if value.__class__ is not str:
+            value = flatten_parts(value)[0] if value.__class__ is list else ""
+            if not value:
+                return
+        self._reasoning.append(value)
+        events.append(ReasoningDelta(value))
+
+    def _add_content(self, content: Any, events: list[StreamEvent]) -> None:
+        if content.__class__ is list:
+            content, reasoning = flatten_parts(content)
+            if reasoning:
+                self._reasoning.append(reasoning)
+                events.append(ReasoningDelta(reasoning))
+        elif content.__class__ is not str:
+            return
+        if not content:
+            return
+        if self._plain:
+            self._content.append(content)
+            events.append(ContentDelta(content))
+            return
+        reasoning, content = self._think.feed(content)
+        self._plain = self._think.state == ThinkSplitter.PLAIN
+        if reasoning:
+            self._reasoning.append(reasoning)
+            events.append(ReasoningDelta(reasoning))
+        if content:
+            self._content.append(content)
+            events.append(ContentDelta(content))
+
+    def _add_tool_calls(self, fragments: Any, events: list[StreamEvent]) -> None:
+        if fragments.__class__ is dict:
+            fragments = [fragments]
+        elif fragments.__class__ is not list:
+            return
+        for fragment in fragments:
+            if fragment.__class__ is not dict:
+                continue
+            call_id = fragment.get("id")
+            if call_id.__class__ is int:
+                call_id = str(call_id)
+            elif call_id.__class__ is not str or not call_id:
+                call_id = None
+            function = fragment.get("function")
+            if function.__class__ is not dict:
+                function = fragment  # name/arguments at the top level
+            position, new = self._locate(fragment.get("index"), call_id)
+            call = self._calls[position]
+            name = function.get("name")
+            if name and name.__class__ is str and not call[_NAME]:
+                call[_NAME] = name  # the first name wins; a repeated full name is not appended
+            kind = fragment.get("type")
+            if kind and kind.__class__ is str:
+                call[_TYPE] = kind
+            if new:
+                events.append(ToolCallStart(position, call[_ID], call[_NAME]))
+            arguments = function.get("arguments")
+            if arguments is not None:
+                if arguments.__class__ is not str:
+                    arguments = compact_json(arguments)
+                if arguments:
+                    call[_ARGS].append(arguments)
+                    events.append(ToolCallDelta(position, arguments))
+            self._current = position
+
+    def _locate(self, index: Any, call_id: str | None) -> tuple[int, bool]:
+        """(position of the call this fragment belongs to, whether it is new)."""
+        by_index, by_id = self._by_index, self._by_id
+        if index.__class__ is int:
+            position = by_index.get(index)
+            if position is not None:
+                known = self._calls[position][_ID]
+                if call_id is None or known is None or call_id == known:
+                    if call_id is not None and known is None:
+                        self._calls[position][_ID] = call_id
+                        by_id[call_id] = position
+                    return position, False
+                # A different id at a used index: a new call (DeepSeek reuses index 0).
+                other = by_id.get(call_id)
+                if other is not None:
+                    by_index[index] = other
+                    return other, False
+                position = self._new(call_id)
+                by_index[index] = position
+                return position, True
+            if call_id is not None and call_id in by_id:
+                by_index[index] = by_id[call_id]
+                return by_id[call_id], False
+            position = self._new(call_id)
+            by_index[index] = position
+            return position, True
+        if call_id is not None:
+            position = by_id.get(call_id)
+            if position is not None:
+                return position, False
+            return self._new(call_id), True
+        if self._current >= 0:
+            return self._current, False  # no index, no id: continues the call being streamed
+        return self._new(None), True
+
+    def _new(self, call_id: str | None) -> int:
+        position = len(self._calls)
+        self._calls.append([call_id, "", [], "function"])
+        if call_id is not None:
+            self._by_id[call_id] = position
+        return position
+
+    # ---- the rest -------------------------------------------------------------------
+
+    def _final_reason(self, reason: str | None) -> str | None:
+        if self._calls and reason not in KEEP_FINISH_REASONS:
+            return "tool_calls"
+        return reason
+
+    def _snapshot(self) -> ChatResponse:
+        held_reasoning, held_content = self._think.pending()
+        content = "".join(self._content) + held_content
+        reasoning = "".join(self._reasoning) + held_reasoning
+        return ChatResponse(
+            content=content or None,
+            tool_calls=tuple(_tool_call(call) for call in self._calls),
+            usage=self._usage,
+            finish_reason=self._final_reason(self._finish),
+            model=self._model,
+            provider=self.provider,
+            reasoning=reasoning or None,
+            id=self._id,
+            raw=self._raw,
+        )
+
+    def _unusual(self, data: str) -> list[StreamEvent]:
+        text = data.strip()
+        if not text:
+            return []
+        if text == "[DONE]":
+            self.done = True
+            return []
+        if text[0] == "{":
+            return self.add(text)
+        try:
+            value = _loads(text)
+        except (ValueError, RecursionError):
+            raise self._not_json(data) from None
+        raise self._bad(f"a stream event is a JSON {type(value).__name__}, not a chunk object: {preview(text)}", data)
+
+    def _not_json(self, data: str) -> BadResponseError:
+        return self._bad(f"a stream event is not JSON: {preview(data)}", data)
+
+    def _bad(self, message: str, data: str) -> BadResponseError:
+        return BadResponseError(
+            message,
+            body_preview=data[:200],
+            provider=self.provider,
+            model=self.model,
+            partial=self.partial(),
+        )
+
+    def _server_error(self, err: Any) -> BadResponseError:
+        text, status, retryable = describe_error(err)
+        received = sum(map(len, self._content))
+        where = f"after {received} characters of content" if received else "before any content"
+        return BadResponseError(
+            f"the server sent an error inside the stream, {where}: {text}",
+            retryable=retryable,
+            body_preview=compact_json(err)[:200],
+            provider=self.provider,
+            model=self.model,
+            status=status,
+            partial=self.partial(),
+        )
+
+
+def _choice_zero(choices: list[Any]) -> dict[str, Any] | None:
+    """Only the first choice is assembled (n > 1 is not streamed apart)."""
+    for choice in choices:
+        if choice.__class__ is dict and choice.get("index", 0) in (0, None):
+            return choice
+    return None
+
+
+def _tool_call(call: list[Any]) -> ToolCall:
+    return ToolCall(id=call[_ID], name=call[_NAME], arguments="".join(call[_ARGS]), type=call[_TYPE])
