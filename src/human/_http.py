@@ -132,9 +132,12 @@ class SyncExchange:
                 except (OSError, http.client.HTTPException) as exc:
                     raise _connection_error(exc, self._url, "in the middle of the response") from None
                 if not chunk:
-                    if not response.isclosed() and response.length:  # declared more than it sent
+                    if response.length:  # a Content-Length the server did not fill
                         raise _connection_error(http.client.IncompleteRead(b""), self._url,
                                                 "before the body was complete")
+                    # read1() never closes a Content-Length response itself; until it is
+                    # closed the connection refuses the next request.
+                    response.close()
                     break
                 received += len(chunk)
                 if received > self._max_bytes:

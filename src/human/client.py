@@ -48,23 +48,37 @@ _OPTIONS = (
 
 
 class _Pump:
-    """Bytes in, typed events out: the SSE decoder and the assembler, joined."""
+    """Bytes in, typed events out: the SSE decoder and the assembler, joined.
 
-    __slots__ = ("decoder", "assembler")
+    An error found in a chunk is raised only after the events before it were handed
+    out, so the caller sees the same events however the bytes were split into reads.
+    """
+
+    __slots__ = ("decoder", "assembler", "_error")
 
     def __init__(self, target: Target) -> None:
         self.decoder = SSEDecoder()
         self.assembler = StreamAssembler(provider=target.provider, model=target.model)
+        self._error: HumanError | None = None
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
+        if self._error is not None:
+            raise self._error
         events: list[StreamEvent] = []
         add = self.assembler.add
-        for sse in self.decoder.feed(chunk):
-            events += add(sse.data)
+        try:
+            for sse in self.decoder.feed(chunk):
+                events += add(sse.data)
+        except HumanError as exc:
+            if not events:
+                raise
+            self._error = exc
         return events
 
     def end(self) -> list[StreamEvent]:
         """End of the body: a last event without its blank line, held-back text, tool calls done."""
+        if self._error is not None:
+            raise self._error
         events: list[StreamEvent] = []
         for sse in self.decoder.close():
             events += self.assembler.add(sse.data)
@@ -225,6 +239,7 @@ def _stamp_error(exc: HumanError, target: Target) -> HumanError:
         exc.model = exc.model or target.model
         secrets = target.secrets()
         exc.message = scrub(exc.message, *secrets)
+        exc.args = (exc.message,)
         if isinstance(exc, BadResponseError):
             exc.body_preview = scrub(exc.body_preview, *secrets)
     return exc

@@ -78,6 +78,10 @@ class HumanError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __repr__(self) -> str:
+        # From .message, not .args: the message may have been scrubbed after construction.
+        return f"{type(self).__name__}({self.message!r})"
+
 
 # ---- configuration ----------------------------------------------------------------
 
