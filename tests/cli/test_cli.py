@@ -209,3 +209,20 @@ def test_interactive_chat_keeps_the_conversation(fake, cfg):
     second = fake.requests[1].json
     assert second["model"] == "next-model"
     assert [m["content"] for m in second["messages"]] == ["hello", "first answer", "again"]
+
+
+def test_ctrl_c_stops_a_stream_cleanly(fake, cfg):
+    import signal
+    import time
+
+    fake.stream([chunk(f"word{i} ") for i in range(20)], delay=0.3)
+    process = subprocess.Popen([sys.executable, "-m", "human", "chat", "--config", str(cfg), "hi"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 15
+    first = process.stdout.read(5)  # blocks until the first words arrive
+    assert first.startswith("word0") and time.monotonic() < deadline
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert "word19" not in first + out

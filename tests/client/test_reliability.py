@@ -188,3 +188,14 @@ def test_errors_carry_provider_model_status_and_request_id(driver, fake, config_
     error = caught.value
     assert (error.provider, error.model, error.status, error.request_id) == ("local", "test-model", 500, "req_42")
     assert str(error).startswith("[local/test-model] HTTP 500: boom")
+
+
+def test_runaway_stream_is_cut_at_the_stream_cap(driver, fake, config_for):
+    events = [{"choices": [{"index": 0, "delta": {"content": "x" * 200}}]} for _ in range(50)]
+    fake.stream(events)
+    handle = driver.client(config_for(limits={"max_stream_bytes": 4096}, reliability={"provider_retries": 0}))
+    with pytest.raises(ResponseTooLargeError) as caught:
+        handle.stream("hi")
+    partial = caught.value.partial  # None when the very first read already passed the cap
+    assert partial is None or len(partial.content or "") < 4096
+    assert len(fake.requests) == 1

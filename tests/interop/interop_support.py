@@ -1,0 +1,217 @@
+"""Helpers shared by the interop tests (servers, config files, both clients). See conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import human
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_DIR = Path(os.environ.get("STATE_DIR") or ROOT / ".servers") / "run"
+START = "bash tests/interop/servers.sh start"
+
+LITELLM_KEY = "sk-test-master"
+AIMOCK_KEY = "sk-aimock-test"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str  # the name servers.sh uses for its pid/log files
+    title: str
+    port: int
+    health: str  # path answering 200 when ready
+    prefix: str  # the API's base path ("/v1" or "")
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root + self.prefix
+
+    @property
+    def log(self) -> Path:
+        return RUN_DIR / f"{self.name}.log"
+
+
+LITELLM = Server("litellm", "LiteLLM proxy", int(os.environ.get("LITELLM_PORT", "4011")), "/health/liveliness", "")
+AIMOCK = Server("aimock", "aimock", int(os.environ.get("AIMOCK_PORT", "4013")), "/health", "/v1")
+AIMOCK_AUTH = Server("aimock-auth", "aimock (with AIMOCK_API_KEYS)",
+                     int(os.environ.get("AIMOCK_AUTH_PORT", "4014")), "/health", "/v1")
+
+_reachable: dict[str, bool] = {}
+
+
+def _answers(server: Server) -> bool:
+    if server.name not in _reachable:
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=1):
+                pass
+            with urllib.request.urlopen(server.root + server.health, timeout=5) as response:  # noqa: S310
+                _reachable[server.name] = response.status == 200
+        except OSError:
+            _reachable[server.name] = False
+    return _reachable[server.name]
+
+
+def require(server: Server) -> Server:
+    if _answers(server):
+        return server
+    if (RUN_DIR / f"{server.name}.pid").exists():
+        pytest.fail(f"{server.title} should be running on 127.0.0.1:{server.port} ({START} recorded its PID) "
+                    f"but does not answer; see {server.log}")
+    pytest.skip(f"{server.title} not running on 127.0.0.1:{server.port} — start it with {START}")
+
+
+# ---- the aimock request journal ------------------------------------------------------------
+
+
+def journal(server: Server, test_id: str) -> list[dict[str, Any]]:
+    """The requests aimock received with this X-Test-Id, oldest first."""
+    url = f"{server.root}/__aimock/journal?testId={urllib.request.quote(test_id)}"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        entries = json.loads(response.read())
+    return sorted(entries, key=lambda entry: entry["timestamp"])
+
+
+# ---- configs, written the way a user would ---------------------------------------------------
+
+
+def aimock_config(server: Server, test_id: str, model: str = "any-model", *, entry: dict[str, Any] | None = None,
+                  providers: list[dict[str, Any]] | None = None, **top: Any) -> dict[str, Any]:
+    """A config whose default provider is `compatible` pointing at aimock."""
+    row = {"name": "compatible", "base_url": server.base_url, "headers": {"X-Test-Id": test_id}, **(entry or {})}
+    return {"default_provider": "compatible", "default_model": model, "providers": [row, *(providers or [])],
+            **top}
+
+
+def backup_provider(server: Server, test_id: str, name: str = "backup") -> dict[str, Any]:
+    """Another provider entry on the same aimock: the X-AIMock-Context header routes it to
+    fixtures where the failing models are healthy (a second, working provider)."""
+    return {"name": name, "base_url": server.base_url,
+            "headers": {"X-Test-Id": test_id, "X-AIMock-Context": "backup"}}
+
+
+def litellm_config(server: Server, model: str = "mock-gpt", *, entry: dict[str, Any] | None = None,
+                   **top: Any) -> dict[str, Any]:
+    """A config whose default provider is the `litellm` registry name, its base_url
+    overridden to the proxy, with the proxy's master key."""
+    row = {"name": "litellm", "base_url": server.base_url, "api_key": LITELLM_KEY, **(entry or {})}
+    return {"default_provider": "litellm", "default_model": model, "providers": [row], **top}
+
+
+# ---- one test body, both clients ------------------------------------------------------------
+
+
+class Handle:
+    """A `Client` or an `AsyncClient` behind one synchronous face."""
+
+    def __init__(self, driver: Driver, client: Any) -> None:
+        self.driver = driver
+        self.client = client
+        self.events: list[Any] = []
+
+    def chat(self, messages: Any = "hi", **options: Any) -> human.ChatResponse:
+        if self.driver.is_async:
+            return self.driver.run(self.client.chat(messages, **options))
+        return self.client.chat(messages, **options)
+
+    def stream(self, messages: Any = "hi", **options: Any) -> human.ChatResponse:
+        """Consume a stream; the events land in `self.events` (kept when it fails)."""
+        self.events = []
+        stream = self.client.stream(messages, **options)
+        if self.driver.is_async:
+            async def consume() -> None:
+                async for event in stream:
+                    self.events.append(event)
+
+            self.driver.run(consume())
+        else:
+            for event in stream:
+                self.events.append(event)
+        assert stream.response is not None
+        return stream.response
+
+    def models(self) -> list[dict[str, Any]]:
+        call = self.client.models()
+        return self.driver.run(call) if self.driver.is_async else call
+
+    def types(self) -> list[str]:
+        return [event.type for event in self.events]
+
+    def text(self) -> str:
+        return "".join(event.text for event in self.events if event.type == "content")
+
+    def close(self) -> None:
+        if self.driver.is_async:
+            self.driver.run(self.client.close())
+        else:
+            self.client.close()
+
+
+class Driver:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.is_async = kind == "async"
+        self.loop = asyncio.new_event_loop() if self.is_async else None
+        self.handles: list[Handle] = []
+        self.slept: list[float] = []
+
+    def run(self, coroutine: Any) -> Any:
+        assert self.loop is not None
+        return self.loop.run_until_complete(coroutine)
+
+    def client(self, config: Path | human.Config, **settings: Any) -> Handle:
+        """A client on this config file; its sleeps are recorded in `slept`, not slept;
+        jitter is 0 so a backoff wait is exactly half its cap."""
+        if self.is_async:
+            async def sleep(seconds: float) -> None:
+                self.slept.append(seconds)
+
+            cls: Any = human.AsyncClient
+        else:
+            def sleep(seconds: float) -> None:  # type: ignore[misc]
+                self.slept.append(seconds)
+
+            cls = human.Client
+        handle = Handle(self, cls(config=config, sleep=sleep, random=lambda: 0.0, **settings))
+        self.handles.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+        if self.loop is not None:
+            self.loop.close()
+
+
+def content_events(events: list[Any]) -> list[str]:
+    return [event.text for event in events if event.type == "content"]
+
+
+# ---- known bugs of ours, found by these tests (strict: a fix turns them into failures
+#      that say "remove the marker") -------------------------------------------------------------
+
+SURROGATE_BUG = (
+    "bug in human._stream: an emoji split into UTF-16 surrogate halves across two chunks "
+    "(\\ud83d then \\ude00, as aimock sends it) is not rejoined; the answer holds lone surrogates"
+)
+BREAKER_BUG = (
+    "bug in human._retry.Plan: every error counts as a provider failure for the circuit breaker, "
+    "so 400 context-length errors (the caller's fault) open the circuit for a healthy provider"
+)
+CLI_CONFIG_BUG = (
+    "bug in human.cli: `human --config FILE chat` loses --config (the subparser's default None "
+    "overwrites the top-level value)"
+)
+
