@@ -75,6 +75,12 @@ def _timeout_error(kind: str, seconds: float | None, url: str) -> APITimeoutErro
     )
 
 
+def _too_large(cap: int) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"the response passed the {cap}-byte cap (limits.max_response_bytes / max_stream_bytes in the config)"
+    )
+
+
 def _where(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
@@ -141,10 +147,7 @@ class SyncExchange:
                     break
                 received += len(chunk)
                 if received > self._max_bytes:
-                    raise ResponseTooLargeError(
-                        f"the response passed the {self._max_bytes}-byte cap "
-                        "(limits.max_response_bytes / max_stream_bytes in the config)"
-                    )
+                    raise _too_large(self._max_bytes)
                 yield chunk
             self._done = True
         finally:
@@ -287,10 +290,7 @@ class AsyncExchange:
                     break
                 received += len(chunk)
                 if received > self._max_bytes:
-                    raise ResponseTooLargeError(
-                        f"the response passed the {self._max_bytes}-byte cap "
-                        "(limits.max_response_bytes / max_stream_bytes in the config)"
-                    )
+                    raise _too_large(self._max_bytes)
                 yield chunk
         finally:
             self._response.release()

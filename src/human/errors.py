@@ -14,7 +14,7 @@
     │   │   ├── PermissionDeniedError   403
     │   │   ├── NotFoundError           404 (says whether the model or the URL looks wrong)
     │   │   ├── RateLimitError          429 (.retry_after; .quota_exhausted)
-    │   │   └── ServerError             5xx
+    │   │   └── ServerError             5xx, 408, 409, 425
     │   ├── CircuitOpenError            the provider failed repeatedly; skipped until recovery
     │   └── BadResponseError            HTML, truncated or invalid JSON, {"error"} in a 200,
     │       │                           an error event inside a stream
