@@ -272,6 +272,8 @@ class AsyncExchange:
         self.headers = _Headers((k.lower(), v) for k, v in response.headers.items())
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        import asyncio
+
         import aiohttp
 
         content, deadlines = self._response.content, self._deadlines
@@ -282,7 +284,7 @@ class AsyncExchange:
                 try:
                     async with _timeout_cm(limit):
                         chunk = await content.readany()
-                except TimeoutError:
+                except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
                     raise _timeout_error(which or "idle", limit, self._url) from None
                 except (aiohttp.ClientError, OSError) as exc:
                     raise _async_connection_error(exc, self._url, "in the middle of the response") from None
@@ -338,6 +340,8 @@ class AsyncTransport:
 
     async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                    deadlines: Deadlines, max_bytes: int) -> AsyncExchange:
+        import asyncio
+
         import aiohttp
 
         session = self._get_session()
@@ -352,7 +356,7 @@ class AsyncTransport:
                 )
         except aiohttp.ServerTimeoutError:  # sock_connect fired
             raise _timeout_error("connect", connect_limit, url) from None
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             raise _timeout_error(which or "first_byte", limit, url) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _async_connection_error(exc, url, "before the response") from None

@@ -10,7 +10,6 @@ import pytest
 
 import human
 from human.errors import BadResponseError, ToolArgumentsError
-
 from tests.client.conftest import CANARY
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "weather",

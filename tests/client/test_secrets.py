@@ -14,7 +14,6 @@ import pytest
 
 import human
 from human.errors import HumanError
-
 from tests.client.conftest import CANARY
 
 

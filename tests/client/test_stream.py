@@ -7,8 +7,6 @@ import pytest
 import human
 from human.errors import APIConnectionError, BadResponseError
 
-from tests.client.conftest import CANARY  # noqa: F401 - imported for symmetry with test_chat
-
 
 def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "test-model",
