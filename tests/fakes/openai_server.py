@@ -1,6 +1,7 @@
 """A scripted fake OpenAI-compatible server on 127.0.0.1: real sockets, real HTTP/1.1.
 
-Tests queue replies (one per request, in order) and read back what arrived:
+Tests queue replies (one per request, any method and path, in order) and read back
+what arrived:
 
     fake.completion("hi")                       # a chat.completion body
     fake.stream([chunk, chunk], chunk_bytes=3)  # SSE, re-split into 3-byte writes
@@ -10,28 +11,42 @@ Tests queue replies (one per request, in order) and read back what arrived:
     fake.last.json, fake.requests, fake.connections
 
 Every wait is on a `threading.Event`, so stopping the server never hangs the suite.
-An unscripted request gets a 599 so a test that forgot to script fails loudly.
+An unscripted request gets a 599 so a test that forgot to script fails loudly; a
+scripted reply becomes the answer to every unscripted request with `.as_default()`.
+
+How a connection can end, and what a client sees:
+
+    normal           Content-Length or a terminating chunk; the connection stays open
+    chunked=False    no length, `Connection: close`, FIN at the end (read-until-close)
+    drop_with="fin"  FIN mid-body: EOF before the body is complete (IncompleteRead)
+    drop_with="rst"  RST mid-body (SO_LINGER 0): bytes already sent can still be read,
+                     then ECONNRESET (ConnectionResetError)
 """
 
 from __future__ import annotations
 
-import json
+import json as jsonlib
 import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FakeServer", "Recorded"]
+__all__ = ["FakeServer", "Headers", "Recorded", "Reply"]
+
+UNSCRIPTED_STATUS = 599
+CONTENT_TYPES = {".sse": "text/event-stream", ".json": "application/json", ".html": "text/html",
+                 ".txt": "text/plain"}
 
 
-class Headers(dict):  # type: ignore[type-arg]
-    """Case-insensitive lookup over the received headers (first value wins)."""
+class Headers(dict[str, str]):
+    """The received headers: case-insensitive lookup (first value wins); `raw` keeps
+    every (name, value) pair in arrival order, `get_all` returns repeats."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
         super().__init__()
@@ -48,9 +63,14 @@ class Headers(dict):  # type: ignore[type-arg]
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and super().__contains__(name.lower())
 
+    def get_all(self, name: str) -> list[str]:
+        return [value for key, value in self.raw if key.lower() == name.lower()]
 
-@dataclass
+
+@dataclass(frozen=True)
 class Recorded:
+    """One request as it arrived. `json` is the parsed body, or None when it is not JSON."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -59,89 +79,110 @@ class Recorded:
     json: Any = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reply:
-    """One scripted answer: a function that writes to the socket."""
+    """One scripted answer: a function that writes to the handler's socket."""
 
     action: Callable[[Handler], None]
     label: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _sse(events: Iterable[Any], done: bool) -> bytes:
-    out = bytearray()
-    for event in events:
-        if isinstance(event, bytes):
-            out += event
-        elif isinstance(event, str):
-            out += event.encode()
-        else:
-            out += b"data: " + json.dumps(event).encode() + b"\n\n"
-    if done:
-        out += b"data: [DONE]\n\n"
-    return bytes(out)
+def _sse(event: Any) -> bytes:
+    if isinstance(event, bytes):
+        return event
+    if isinstance(event, str):
+        return event.encode()
+    return b"data: " + jsonlib.dumps(event).encode() + b"\n\n"
 
 
-def _pieces(payload: bytes, chunk_bytes: int | None, events: list[bytes] | None = None) -> list[bytes]:
-    if chunk_bytes:
-        return [payload[i : i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
-    return events if events is not None else [payload]
+def _split(payload: bytes, chunk_bytes: int | None) -> list[bytes]:
+    if not chunk_bytes:
+        return [payload]
+    return [payload[i : i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)]
+
+
+def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
 
 class Handler(BaseHTTPRequestHandler):
+    """Records each request, then hands the socket to the next scripted reply."""
+
     protocol_version = "HTTP/1.1"
+    # Small writes must leave as separate segments, or "awkward boundaries" merge again.
+    disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet on purpose
         pass
 
     def handle(self) -> None:
         try:
             super().handle()
-        except (ConnectionError, OSError):
-            pass
+        except OSError:  # the client went away; that is what many tests are about
+            self.close_connection = True
 
-    def _record(self) -> None:
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = bytearray()
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return bytes(body)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self) -> None:
+        body = self._read_body()
         parts = urlsplit(self.path)
         try:
-            parsed = json.loads(body) if body else None
+            parsed = jsonlib.loads(body) if body else None
         except ValueError:
             parsed = None
-        self.server.fake._record(Recorded(self.command, parts.path, dict(parse_qsl(parts.query)),
-                                          Headers(self.headers.items()), body, parsed))
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._record()
+        recorded = Recorded(self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
+                            Headers(self.headers.items()), body, parsed)
+        self.server.fake._record(recorded)
         self.server.fake._next().action(self)
 
-    do_GET = do_POST  # noqa: N815
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 
-    # ---- writing helpers used by replies --------------------------------------------------
+    # ---- writing helpers used by replies ----------------------------------------------------
 
     def head(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep unless the server stops; True if it is stopping."""
-        return self.server.fake._stopping.wait(seconds)
+        self.wfile.flush()
 
     def write(self, data: bytes, chunked: bool) -> None:
         if chunked:
-            if data:
+            if data:  # an empty chunk would end the body
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         else:
             self.wfile.write(data)
         self.wfile.flush()
 
-    def rst(self) -> None:
-        """Close with a TCP reset (SO_LINGER 0): the client sees a broken connection."""
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    def wait(self, seconds: float) -> bool:
+        """Wait unless the server stops; True (and the connection is to close) if it is stopping."""
+        stopping = self.server.fake._stopping.wait(seconds)
+        if stopping:
+            self.close_connection = True
+        return stopping
+
+    def fin(self) -> None:
+        """End the connection normally (FIN) once this reply returns."""
         self.close_connection = True
+
+    def rst(self) -> None:
+        """Close now with a TCP reset: SO_LINGER on with a zero timeout discards the send
+        buffer and sends RST instead of FIN."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the buffered reader holds a reference that would delay the close
         self.connection.close()
 
 
@@ -151,51 +192,77 @@ class _Server(ThreadingHTTPServer):
     fake: FakeServer
 
     def get_request(self) -> tuple[socket.socket, Any]:
-        request = super().get_request()
-        self.fake._count_connection()
-        return request
+        sock, address = super().get_request()
+        self.fake._opened(sock)
+        return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        self.fake._closed(request)
+        super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
+        pass  # no tracebacks on stderr when a client disconnects
 
 
 class FakeServer:
+    """A real HTTP/1.1 server on 127.0.0.1:0 (a fresh port) that answers from a script."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
-        self.requests: list[Recorded] = []
-        self.connections = 0
+        self._live: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.requests: list[Recorded] = []
+        self.connections = 0
+        #: What an unscripted request gets; None means a 599 JSON error.
         self.default: Reply | None = None
 
-    # ---- lifecycle ----------------------------------------------------------------------
+    # ---- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FakeServer:
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.fake = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+                                        name=f"fake-openai-{self.port}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop accepting, wake every waiting reply, and close every open connection."""
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = None
+        with self._lock:
+            live, self._live = list(self._live), set()
+        for sock in live:  # idle keep-alive connections sit in a blocking read; wake them
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
-    def reset(self) -> None:
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> FakeServer:
+        """Forget the script, the default, the recorded requests and the connection count."""
         with self._lock:
             self._queue.clear()
             self.requests = []
             self.connections = 0
             self.default = None
+        return self
 
     @property
     def port(self) -> int:
-        assert self._server is not None
+        assert self._server is not None, "FakeServer is not started"
         return self._server.server_address[1]
 
     @property
@@ -208,55 +275,72 @@ class FakeServer:
 
     @property
     def last(self) -> Recorded:
-        return self.requests[-1]
+        with self._lock:
+            if not self.requests:
+                raise AssertionError("the fake server has received no request")
+            return self.requests[-1]
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not yet consumed."""
+        with self._lock:
+            return len(self._queue)
+
+    # ---- called from handler threads --------------------------------------------------------
 
     def _record(self, request: Recorded) -> None:
         with self._lock:
             self.requests.append(request)
 
-    def _count_connection(self) -> None:
+    def _opened(self, sock: socket.socket) -> None:
         with self._lock:
             self.connections += 1
+            self._live.add(sock)
+
+    def _closed(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._live.discard(sock)
 
     def _next(self) -> Reply:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
-        if self.default is not None:
-            return self.default
-        return self._make_reply(599, {"error": {"message": "fake server: no reply scripted"}})
+            if self.default is not None:
+                return self.default
+        return _whole(UNSCRIPTED_STATUS, jsonlib.dumps({"error": {"message": "fake server: no reply scripted"}})
+                      .encode(), "application/json")
 
     def _push(self, reply: Reply) -> FakeServer:
         with self._lock:
             self._queue.append(reply)
         return self
 
+    def as_default(self) -> FakeServer:
+        """Move the reply scripted last out of the queue and send it for every unscripted
+        request: `fake.reply(status=503).as_default()`."""
+        with self._lock:
+            if not self._queue:
+                raise AssertionError("as_default() needs a scripted reply to take")
+            self.default = self._queue.pop()
+        return self
+
     # ---- scripting: whole bodies ------------------------------------------------------------
-
-    @staticmethod
-    def _make_reply(status: int, json_body: Any = None, *, body: bytes | None = None,
-                    headers: dict[str, str] | None = None, content_type: str | None = None,
-                    delay: float = 0.0) -> Reply:
-        payload = body if body is not None else json.dumps(json_body).encode()
-        kind = content_type or ("application/json" if body is None else "application/octet-stream")
-
-        def act(h: Handler) -> None:
-            if delay and h.wait(delay):
-                return
-            h.head(status, {"Content-Type": kind, "Content-Length": str(len(payload)), **(headers or {})})
-            h.wfile.write(payload)
-            h.wfile.flush()
-
-        return Reply(act, f"reply {status}")
 
     def reply(self, json: Any = None, status: int = 200, headers: dict[str, str] | None = None,
               body: bytes | None = None, content_type: str | None = None, delay: float = 0.0) -> FakeServer:
-        return self._push(self._make_reply(status, json, body=body, headers=headers, content_type=content_type,
-                                           delay=delay))
+        """One response with Content-Length framing. `body` (bytes) overrides `json`;
+        `headers` override the defaults; `delay` waits before the status line."""
+        if body is None:
+            payload, kind = jsonlib.dumps(json).encode(), content_type or "application/json"
+        else:
+            payload, kind = body, content_type or "application/octet-stream"
+        return self._push(_whole(status, payload, kind, headers, delay))
 
     def completion(self, content: str | None = "hi", *, tool_calls: list[dict[str, Any]] | None = None,
-                   usage: dict[str, Any] | None = None, finish_reason: str = "stop", model: str = "fake-model",
-                   reasoning_content: str | None = None, **reply: Any) -> FakeServer:
+                   usage: dict[str, Any] | None = None, finish_reason: str | None = "stop",
+                   model: str = "fake-model", reasoning_content: str | None = None, **reply: Any) -> FakeServer:
+        """A `chat.completion` body with one choice; `usage` is omitted unless given.
+        Other keywords (status, headers, delay) go to `reply`."""
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if tool_calls is not None:
             message["tool_calls"] = tool_calls
@@ -271,99 +355,129 @@ class FakeServer:
 
     def replay(self, path: str | Path, *, chunk_bytes: int | None = None, delay: float = 0.0,
                status: int = 200) -> FakeServer:
+        """A recorded corpus file sent verbatim (chunked), its content type from the extension."""
         path = Path(path)
-        payload = path.read_bytes()
-        kind = {".sse": "text/event-stream", ".json": "application/json", ".html": "text/html"}.get(
-            path.suffix, "application/octet-stream")
-        return self._push(self._stream_reply(_pieces(payload, chunk_bytes), kind, delay=delay, status=status))
+        kind = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        return self._push(_streamed(_split(path.read_bytes(), chunk_bytes), kind, status=status, delay=delay))
 
-    # ---- scripting: streams ---------------------------------------------------------------
+    # ---- scripting: streams -----------------------------------------------------------------
 
-    def _stream_reply(self, pieces: list[bytes], content_type: str, *, delay: float = 0.0, status: int = 200,
-                      drop_after: int | None = None, chunked: bool = True, headers: dict[str, str] | None = None,
-                      stall: float = 0.0) -> Reply:
-        def act(h: Handler) -> None:
-            framing = {"Transfer-Encoding": "chunked"} if chunked else {"Connection": "close"}
-            h.head(status, {"Content-Type": content_type, "Cache-Control": "no-cache", **framing, **(headers or {})})
-            h.wfile.flush()
-            for number, piece in enumerate(pieces):
-                if drop_after is not None and number >= drop_after:
-                    h.rst()
-                    return
-                if number and delay and h.wait(delay):
-                    return
-                h.write(piece, chunked)
-            if stall:
-                h.wait(stall)
-                h.close_connection = True
-                return
-            if chunked:
-                h.wfile.write(b"0\r\n\r\n")
-                h.wfile.flush()
-            else:
-                h.close_connection = True
+    def stream(self, events: Sequence[Any], *, delay: float = 0.0, chunk_bytes: int | None = None,
+               drop_after: int | None = None, drop_with: Literal["rst", "fin"] = "rst", done: bool = True,
+               headers: dict[str, str] | None = None, status: int = 200, chunked: bool = True) -> FakeServer:
+        """SSE. Dicts become `data: <json>` events; str/bytes pieces go out verbatim;
+        `done` appends `data: [DONE]`. Each event is one write, unless `chunk_bytes`
+        re-splits the whole payload into writes of that size. `delay` separates writes.
+        `drop_after=N` ends the connection after N writes, before the body is complete,
+        with `drop_with` ("rst" or "fin"); the stream then never ends cleanly."""
+        per_event = [_sse(event) for event in events] + ([b"data: [DONE]\n\n"] if done else [])
+        pieces = _split(b"".join(per_event), chunk_bytes) if chunk_bytes else per_event
+        return self._push(_streamed(pieces, "text/event-stream", status=status, delay=delay, headers=headers,
+                                    chunked=chunked, drop_after=drop_after, drop_with=drop_with))
 
-        return Reply(act, "stream")
-
-    def stream(self, events: list[Any], *, delay: float = 0.0, chunk_bytes: int | None = None,
-               drop_after: int | None = None, done: bool = True, headers: dict[str, str] | None = None,
-               status: int = 200, chunked: bool = True) -> FakeServer:
-        """SSE: dicts become `data: <json>` events; str/bytes pieces go out verbatim. Without
-        chunk_bytes each event is one write (and `drop_after` counts events)."""
-        per_event = [_sse([event], False) for event in events] + ([b"data: [DONE]\n\n"] if done else [])
-        payload = b"".join(per_event)
-        return self._push(self._stream_reply(_pieces(payload, chunk_bytes, per_event), "text/event-stream",
-                                             delay=delay, drop_after=drop_after, chunked=chunked, headers=headers,
-                                             status=status))
-
-    def stream_text(self, text: str, *, pieces: int = 4, **kw: Any) -> FakeServer:
+    def stream_text(self, text: str, *, pieces: int = 4, model: str = "fake-model",
+                    finish_reason: str = "stop", **kw: Any) -> FakeServer:
+        """`text` as content deltas in OpenAI's chunk shape: a role chunk, `pieces`
+        content chunks, a finish chunk. Other keywords go to `stream`."""
         size = max(1, -(-len(text) // pieces))
-        parts = [text[i : i + size] for i in range(0, len(text), size)]
-        events = [{"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
-        events += [{"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                    "choices": [{"index": 0, "delta": {"content": part}, "finish_reason": None}]} for part in parts]
-        events.append({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        events = [_chunk(model, {"role": "assistant", "content": ""})]
+        events += [_chunk(model, {"content": text[i : i + size]}) for i in range(0, len(text), size)]
+        events.append(_chunk(model, {}, finish_reason))
         return self.stream(events, **kw)
 
-    def stall_after_headers(self, seconds: float, events: list[Any] = ()) -> FakeServer:  # type: ignore[assignment]
-        per_event = [_sse([event], False) for event in events]
-        return self._push(self._stream_reply(per_event, "text/event-stream", stall=seconds))
+    def stall_after_headers(self, seconds: float, events: Sequence[Any] = ()) -> FakeServer:
+        """Headers and `events` at once, then silence for `seconds`, then FIN."""
+        return self._push(_streamed([_sse(event) for event in events], "text/event-stream", stall=seconds))
 
     # ---- scripting: misbehaviour ------------------------------------------------------------
 
     def hang(self, seconds: float = 5.0) -> FakeServer:
-        """Read the request, send nothing for `seconds`, then close."""
+        """Read the request, send nothing for `seconds`, then close (FIN)."""
 
         def act(h: Handler) -> None:
             h.wait(seconds)
-            h.close_connection = True
+            h.fin()
 
-        return self._push(Reply(act, "hang"))
+        return self._push(Reply(act, f"hang {seconds}"))
 
-    def trickle(self, body: bytes, *, interval: float = 1.0, content_type: str = "application/json") -> FakeServer:
-        """Headers at once, then the body one byte per `interval`."""
+    def trickle(self, body: bytes, *, interval: float = 1.0, content_type: str = "application/json",
+                status: int = 200) -> FakeServer:
+        """Headers (with Content-Length) at once, then the body one byte per `interval`."""
 
         def act(h: Handler) -> None:
-            h.head(200, {"Content-Type": content_type, "Content-Length": str(len(body))})
-            h.wfile.flush()
+            h.head(status, {"Content-Type": content_type, "Content-Length": str(len(body))})
             for byte in body:
                 if h.wait(interval):
                     return
-                h.wfile.write(bytes([byte]))
-                h.wfile.flush()
+                h.write(bytes([byte]), chunked=False)
 
         return self._push(Reply(act, "trickle"))
 
     def reset_connection(self) -> FakeServer:
-        """Read the request, then reset the connection before any response byte."""
+        """Read the request, then reset the connection (RST) before any response byte."""
         return self._push(Reply(lambda h: h.rst(), "reset"))
 
-    def close_after_headers(self) -> FakeServer:
+    def close_after_headers(self, status: int = 200) -> FakeServer:
+        """Status line and headers promising a 100-byte body, then FIN: the client sees
+        the body end early."""
+
         def act(h: Handler) -> None:
-            h.head(200, {"Content-Type": "application/json", "Content-Length": "100"})
-            h.wfile.flush()
-            h.rst()
+            h.head(status, {"Content-Type": "application/json", "Content-Length": "100"})
+            h.fin()
 
         return self._push(Reply(act, "close after headers"))
+
+
+# ---- reply builders -----------------------------------------------------------------------------
+
+
+def _whole(status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None,
+           delay: float = 0.0) -> Reply:
+    # 1xx, 204 and 304 responses carry no body (RFC 9110, section 6.4.1).
+    bodiless = status < 200 or status in (204, 304)
+
+    def act(h: Handler) -> None:
+        if delay and h.wait(delay):
+            return
+        framing = {} if bodiless else {"Content-Type": content_type, "Content-Length": str(len(payload))}
+        h.head(status, {**framing, **(headers or {})})
+        if not bodiless:
+            h.write(payload, chunked=False)
+
+    return Reply(act, f"reply {status}")
+
+
+def _streamed(pieces: list[bytes], content_type: str, *, status: int = 200, delay: float = 0.0,
+              headers: dict[str, str] | None = None, chunked: bool = True, drop_after: int | None = None,
+              drop_with: Literal["rst", "fin"] = "rst", stall: float = 0.0) -> Reply:
+    if drop_with not in ("rst", "fin"):
+        raise ValueError(f"drop_with must be 'rst' or 'fin', not {drop_with!r}")
+
+    def drop(h: Handler) -> None:
+        if drop_with == "rst":
+            h.rst()
+        else:
+            h.fin()
+
+    def act(h: Handler) -> None:
+        framing = {"Transfer-Encoding": "chunked"} if chunked else {"Connection": "close"}
+        h.head(status, {"Content-Type": content_type, "Cache-Control": "no-cache", **framing, **(headers or {})})
+        for number, piece in enumerate(pieces):
+            if number == drop_after:
+                drop(h)
+                return
+            if number and delay and h.wait(delay):
+                return
+            h.write(piece, chunked)
+        if drop_after is not None:  # fewer writes than drop_after: still never end cleanly
+            drop(h)
+        elif stall:
+            h.wait(stall)
+            h.fin()
+        elif chunked:
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        else:
+            h.fin()
+
+    return Reply(act, "stream")

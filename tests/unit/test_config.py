@@ -59,11 +59,11 @@ def test_explicit_path_that_does_not_exist_is_an_error(tmp_path: Path):
 
 
 def test_invalid_json_names_file_line_and_column(tmp_path: Path):
-    bad = write(tmp_path / "c.json", '{\n  "default_model": "x",\n}\n')
+    bad = write(tmp_path / "c.json", '{\n  "default_model": "x"\n  "max_tokens": 5\n}\n')
     with pytest.raises(ConfigError) as caught:
         load_config(bad)
     text = str(caught.value)
-    assert str(bad) in text and "line 3" in text and "column 1" in text
+    assert str(bad) in text and "line 3, column 3" in text and '"max_tokens": 5' in text
 
 
 def test_wrong_type_names_json_path_expected_and_found(tmp_path: Path):
