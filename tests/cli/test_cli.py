@@ -226,3 +226,46 @@ def test_ctrl_c_stops_a_stream_cleanly(fake, cfg):
     assert process.returncode == 130
     assert "Traceback" not in err
     assert "word19" not in first + out
+
+
+def test_config_init_asks_in_a_terminal(tmp_path: Path):
+    """Provider, model and key are asked for; the key is not echoed or printed."""
+    import pty
+    import select
+    import time
+
+    target = tmp_path / "asked.json"
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "human", "config", "init", "--config", str(target)],
+                               stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
+    os.close(follower)
+    seen = b""
+
+    def answer(prompt: bytes, reply: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 15
+        while prompt not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.1)[0]:
+                seen += os.read(leader, 4096)
+        assert prompt in seen, seen.decode(errors="replace")
+        os.write(leader, reply)
+
+    try:
+        answer(b"provider", b"groq\n")
+        answer(b"model", b"llama-3.3-70b-versatile\n")
+        answer(b"API key", CANARY.encode() + b"\n")
+        process.wait(timeout=15)
+        while select.select([leader], [], [], 0.2)[0]:
+            try:
+                seen += os.read(leader, 4096)
+            except OSError:
+                break
+    finally:
+        process.kill()
+        os.close(leader)
+    assert process.returncode == 0, seen.decode(errors="replace")
+    data = json.loads(target.read_text())
+    assert data == {"default_provider": "groq", "default_model": "llama-3.3-70b-versatile",
+                    "providers": [{"name": "groq", "api_key": CANARY}]}
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    assert CANARY.encode() not in seen
