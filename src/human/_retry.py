@@ -129,7 +129,10 @@ class Plan:
                         raise _final(attempts)
                     yield Sleep(wait, f"{type(error).__name__} from {provider}")
                     slept += wait
-                self.breaker.record(provider, False, self.now())
+                # Only failures of the provider count against it; a 400 or a 401 shows
+                # that it is up and answering.
+                down = error is not None and (error.retryable or isinstance(error, RateLimitError))
+                self.breaker.record(provider, not down, self.now())
                 if isinstance(error, ContextLengthError):
                     break  # the next model may have a larger window; other providers won't help
                 if error is not None and not _worth_another(error) and not _other_provider_may_help(error):

@@ -89,7 +89,7 @@ class StreamAssembler:
         "_id",
         "_model",
         "_raw",
-        "_closed",
+        "_closed", "_high",
     )
 
     def __init__(self, *, provider: str | None = None, model: str | None = None) -> None:
@@ -111,6 +111,7 @@ class StreamAssembler:
         self._model: str | None = None
         self._raw: Any = None
         self._closed = False
+        self._high = ""  # the first half of a surrogate pair that ended the last content delta
 
     def add(self, data: str) -> list[StreamEvent]:
         """One SSE event's data payload; returns the events it produced."""
@@ -145,6 +146,8 @@ class StreamAssembler:
                     if reasoning:
                         self._add_reasoning(reasoning, events)
                     content = delta.get("content")
+                    if content.__class__ is str and (self._high or "\ud800" <= content[-1:] <= "\udbff"):
+                        content = self._unsplit(content)
                     if content:
                         if self._plain and content.__class__ is str:
                             self._content.append(content)
@@ -176,6 +179,9 @@ class StreamAssembler:
             return []
         self._closed = True
         events: list[StreamEvent] = []
+        if self._high:  # a half pair that never got its second half
+            self._high = ""
+            self._add_content("\ufffd", events)
         reasoning, content = self._think.end()
         self._plain = True
         if reasoning:
@@ -197,6 +203,16 @@ class StreamAssembler:
         return self._snapshot()
 
     # ---- pieces of a delta ------------------------------------------------------------
+
+    def _unsplit(self, text: str) -> str:
+        """Servers that slice text by UTF-16 units (aimock) can end a delta on the first
+        half of a surrogate pair: hold it back and join it to the start of the next one."""
+        if self._high:
+            text = (self._high + text).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            self._high = ""
+        if "\ud800" <= text[-1:] <= "\udbff":
+            self._high, text = text[-1], text[:-1]
+        return text
 
     def _add_reasoning(self, value: Any, events: list[StreamEvent]) -> None:
         if value.__class__ is not str:

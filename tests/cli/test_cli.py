@@ -269,3 +269,10 @@ def test_config_init_asks_in_a_terminal(tmp_path: Path):
                     "providers": [{"name": "groq", "api_key": CANARY}]}
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     assert CANARY.encode() not in seen
+
+
+def test_config_option_is_accepted_before_the_command(fake, cfg):
+    fake.completion("ok")
+    result = human("--config", str(cfg), "chat", "--no-stream", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from .interop_support import AIMOCK, AIMOCK_AUTH, LITELLM, Driver, Server, require
 
 

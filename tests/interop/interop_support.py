@@ -198,20 +198,3 @@ class Driver:
 def content_events(events: list[Any]) -> list[str]:
     return [event.text for event in events if event.type == "content"]
 
-
-# ---- known bugs of ours, found by these tests (strict: a fix turns them into failures
-#      that say "remove the marker") -------------------------------------------------------------
-
-SURROGATE_BUG = (
-    "bug in human._stream: an emoji split into UTF-16 surrogate halves across two chunks "
-    "(\\ud83d then \\ude00, as aimock sends it) is not rejoined; the answer holds lone surrogates"
-)
-BREAKER_BUG = (
-    "bug in human._retry.Plan: every error counts as a provider failure for the circuit breaker, "
-    "so 400 context-length errors (the caller's fault) open the circuit for a healthy provider"
-)
-CLI_CONFIG_BUG = (
-    "bug in human.cli: `human --config FILE chat` loses --config (the subparser's default None "
-    "overwrites the top-level value)"
-)
-

@@ -15,7 +15,7 @@
 #   aimock (auth)  the same, with AIMOCK_API_KEYS=sk-aimock-test   http://127.0.0.1:$AIMOCK_AUTH_PORT/v1 (4014)
 #
 # All state (venv, node_modules, pid and log files, versions.txt) lives in .servers/ at the
-# repository root (git-ignored). Needs python3 (with venv), node >= 20, npm and curl.
+# repository root (git-ignored). Needs python3 (with venv), node >= 20 and npm (smoke: curl).
 # Installs are idempotent; LiteLLM takes about 40 s and 760 MB the first time.
 set -euo pipefail
 
@@ -88,7 +88,6 @@ install_aimock() {
 
 install_all() {
   mkdir -p "$STATE_DIR" "$RUN_DIR"
-  command -v curl >/dev/null || die "curl is not installed (used for the readiness checks)"
   # The two installs are independent: run them side by side (LiteLLM dominates).
   install_litellm & local lpid=$!
   install_aimock & local apid=$!
@@ -108,25 +107,51 @@ running() {  # name -> 0 when the recorded PID is alive
   [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
-port_answers() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; }
+# Readiness probes use python3, not curl: a fresh Debian machine may not have curl.
+port_answers() {  # port -> 0 when something accepts connections on it
+  python3 - "$1" <<'PY' 2>/dev/null
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+PY
+}
 
-launch() {  # name port cmd... : start in its own session (so stop can end its children too)
+http_ok() {  # url -> 0 when it answers 2xx
+  python3 - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).close()
+PY
+}
+
+# Prefix that runs a command as the leader of its own process group (pgid == its PID ==
+# $!), detached from the terminal, so that `stop` can end the server and any child it
+# spawned by that one id. (setsid(1) forks when the caller has job control, so $! would
+# be wrong; a shell function would leave a subshell in between.)
+DETACH=(python3 -c 'import os, signal, sys
+try:
+    os.setsid()          # not a group leader yet: new session and group
+except OSError:
+    pass                 # job control already made us a group leader
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])')
+
+launch() {  # name port cmd...
   local name="$1" port="$2"; shift 2
   if running "$name"; then
     log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0
   fi
   if port_answers "$port"; then
-    die "port $port already answers but not from a $name this script started; stop that process first (or set the port variables)"
+    log "ERROR: port $port already answers, but not from a $name this script started;" \
+        "stop that process first (or set the port variables)"
+    return 1
   fi
-  : >"$(logfile "$name")"
-  setsid "$@" >"$(logfile "$name")" 2>&1 </dev/null &
+  "${DETACH[@]}" "$@" >"$(logfile "$name")" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
 }
 
 wait_ready() {  # name url
   local name="$1" url="$2" deadline=$((SECONDS + READY_TIMEOUT))
   while [ "$SECONDS" -lt "$deadline" ]; do
-    if curl -sf --max-time 2 -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if http_ok "$url"; then return 0; fi
     if ! running "$name"; then
       log "$name exited before it was ready; last lines of $(logfile "$name"):"
       tail -40 "$(logfile "$name")" >&2 || true
@@ -146,7 +171,7 @@ stop_one() {
   if [ ! -f "$f" ]; then log "$name: not started by this script (no $f)"; return 0; fi
   pid="$(cat "$f")"
   if kill -0 "$pid" 2>/dev/null; then
-    # setsid made the server the leader of its own process group: end that group only.
+    # DETACH made the server the leader of its own process group: end that group only.
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     if kill -0 "$pid" 2>/dev/null; then
@@ -192,9 +217,10 @@ write_versions() {
 
 start() {
   install_all
-  start_aimock
-  start_aimock_auth
-  start_litellm
+  if ! { start_aimock && start_aimock_auth && start_litellm; }; then
+    stop
+    exit 1
+  fi
   local ok=1
   wait_ready aimock "http://127.0.0.1:$AIMOCK_PORT/health" || ok=0
   wait_ready aimock-auth "http://127.0.0.1:$AIMOCK_AUTH_PORT/health" || ok=0
@@ -230,7 +256,8 @@ status() {
   return "$rc"
 }
 
-smoke() {
+smoke() {  # needs curl
+  command -v curl >/dev/null || die "smoke needs curl"
   local fail=0 J="Content-Type: application/json" msg='"messages":[{"role":"user","content":"hi"}]'
   check() {  # name expected_status body_regex curl-args...
     local name="$1" want="$2" re="$3" out code; shift 3

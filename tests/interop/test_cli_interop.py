@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .interop_support import CLI_CONFIG_BUG, LITELLM_KEY, SURROGATE_BUG, aimock_config, litellm_config
+from .interop_support import LITELLM_KEY, aimock_config, litellm_config
 
 pytestmark = pytest.mark.interop
 
@@ -147,7 +147,6 @@ def test_config_path_from_the_environment(cli, aimock_file):
     assert (result.returncode, result.stdout) == (0, "pong\n"), result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=CLI_CONFIG_BUG)
 def test_config_option_before_the_command(cli, aimock_file):
     """`human --config FILE chat ...`: the top-level parser documents --config too."""
     result = cli("--config", aimock_file("mock-usage"), "chat", "hi")
@@ -191,8 +190,8 @@ def test_reasoning_goes_to_stderr(cli, aimock_file):
     assert "The user greets me; answer briefly." in result.stderr
 
 
-@pytest.mark.parametrize("server", ["litellm", pytest.param("aimock", marks=pytest.mark.xfail(
-    strict=True, reason=SURROGATE_BUG + "; the CLI then fails with exit 2 (UnicodeEncodeError taken for a usage error)"))])
+@pytest.mark.parametrize("server", [
+    "litellm", "aimock"])
 def test_non_ascii_answer_is_printed(cli, aimock_file, litellm_file, server):
     config = litellm_file("mock-unicode") if server == "litellm" else aimock_file("mock-unicode")
     result = cli("chat", "--config", config, "hi")

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from .interop_support import LITELLM_KEY, backup_provider, content_events, litellm_config
 
 import human
 from human.errors import (
@@ -25,6 +24,8 @@ from human.errors import (
     RateLimitError,
     ServerError,
 )
+
+from .interop_support import LITELLM_KEY, backup_provider, content_events, litellm_config
 
 pytestmark = pytest.mark.interop
 
@@ -74,6 +75,16 @@ def test_key_from_the_environment_variable_the_config_names(litellm, write_confi
     config = litellm_config(litellm, entry={"api_key_env": "MY_PROXY_KEY"})
     del config["providers"][0]["api_key"]
     assert driver.client(write_config(config)).chat("hi").content == HELLO
+
+
+def test_key_from_the_registry_environment_variable(litellm, write_config, driver, monkeypatch):
+    """The `litellm` registry row reads LITELLM_API_KEY."""
+    monkeypatch.setenv("LITELLM_API_KEY", LITELLM_KEY)
+    config = litellm_config(litellm)
+    del config["providers"][0]["api_key"]
+    client = driver.client(write_config(config))
+    assert client.client.target().key_source == "env LITELLM_API_KEY"
+    assert client.chat("hi").content == HELLO
 
 
 @pytest.mark.parametrize("suffix", ["/", "/v1/", "//"])

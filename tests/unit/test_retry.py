@@ -143,3 +143,13 @@ def test_client_errors_are_raised_at_once(status):
     error = classify(status, {}, b'{"error": {"message": "no"}}')
     result, actions = drive(make(providers=("a", "b")), [error])
     assert result is error and len(sends(actions)) == 1
+
+
+def test_client_errors_do_not_open_the_circuit_breaker():
+    breaker = CircuitBreaker(threshold=2, recovery_s=30)
+    for _ in range(3):
+        plan = Plan(providers=["a"], models=["m"], resolve=lambda p, m: (p, m), policy=RetryPolicy(retries=0),
+                    breaker=breaker)
+        result, actions = drive(plan, [ContextLengthError("too long", status=400)])
+        assert isinstance(result, ContextLengthError)  # sent every time, never skipped
+    assert breaker.allow("a", 0.0)

@@ -458,3 +458,21 @@ def test_error_partial_includes_tool_calls_so_far() -> None:
 
 def test_null_error_key_is_not_an_error() -> None:
     assert StreamAssembler().add(chunk({"content": "x"}, error=None)) == [ContentDelta("x")]
+
+
+def test_surrogate_pair_split_across_deltas_is_joined():
+    """aimock slices text by UTF-16 units: an emoji can arrive as two lone halves."""
+    assembler = StreamAssembler()
+    events = []
+    for piece in ["hi \ud83d", "\ude00 ok"]:
+        events += assembler.add(json.dumps({"choices": [{"index": 0, "delta": {"content": piece}}]}))
+    events += assembler.close()
+    assert [e.text for e in events] == ["hi ", "\U0001F600 ok"]
+    assert assembler.finish().content == "hi \U0001F600 ok"
+
+
+def test_unpaired_surrogate_at_the_end_becomes_a_replacement_character():
+    assembler = StreamAssembler()
+    assembler.add(json.dumps({"choices": [{"index": 0, "delta": {"content": "end \ud83d"}}]}))
+    assembler.close()
+    assert assembler.finish().content == "end \ufffd"

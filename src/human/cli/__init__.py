@@ -18,14 +18,22 @@ from .. import __version__
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="use this config file only (else ~/.human/config.json "
-                        "overlaid by ./.human/config.json, or $HU_CONFIG_PATH)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs (keys are masked)")
+def _options(suppress: bool) -> argparse.ArgumentParser:
+    """--config and --debug, accepted before and after the command. The command's copies
+    default to SUPPRESS so they do not overwrite a value given before the command."""
+    default: dict[str, object] = {"default": argparse.SUPPRESS} if suppress else {}
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", metavar="PATH", help="use this config file only (else ~/.human/config.json "
+                        "overlaid by ./.human/config.json, or $HU_CONFIG_PATH)", **default)
+    parent.add_argument("--debug", action="store_true", help="show tracebacks and debug logs (keys are masked)",
+                        **default)
+    return parent
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _options(suppress=True)
     parser = argparse.ArgumentParser(
-        prog="human", parents=[common],
+        prog="human", parents=[_options(suppress=False)],
         description="Talk to any OpenAI-compatible chat-completions API from one JSON config.",
     )
     parser.add_argument("--version", action="version", version=f"human {__version__}")

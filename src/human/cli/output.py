@@ -17,6 +17,11 @@ class Output:
         self.debug = debug
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        for stream in (self.stdout, self.stderr):
+            # A terminal that cannot show a character gets a replacement, not a crash.
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(errors="replace")
         self.secrets: list[str] = []
         self._midline = False
 
@@ -56,7 +61,7 @@ class Output:
         self.newline_if_needed()
         if self.debug:
             self.stderr.write(self.clean("".join(traceback.format_exception(exc))))
-        if isinstance(exc, (ConfigError, ValueError, TypeError)):  # usage or configuration
+        if isinstance(exc, (ConfigError, ValueError, TypeError)) and not isinstance(exc, UnicodeError):
             self.info(f"human: error: {exc}")
             return 2
         if isinstance(exc, AllAttemptsFailedError):

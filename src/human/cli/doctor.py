@@ -1,0 +1,82 @@
+"""`human doctor`: probe the endpoint, print what works as a pass / fail / n/a table with
+one line of advice per failure, save the capability profile the client then uses.
+
+Exit code 0 when no row failed, 1 otherwise (2, as everywhere, for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import doctor
+from .output import Output
+from .table import table
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    report = doctor.diagnose(
+        config=args.config,
+        provider=args.provider,
+        model=args.model,
+        save=not args.no_save,
+        timeout=args.timeout,
+        local_servers=doctor.LOCAL_SERVERS,
+        announce=out.info,
+    )
+    if args.json:
+        out.json(report.to_json())
+    else:
+        render(report, out, saving=not args.no_save)
+    return 0 if report.ok else 1
+
+
+def render(report: doctor.Report, out: Output, *, saving: bool = True) -> None:
+    if report.url:
+        out.line(f"{report.provider} · {report.model} · {report.url}")
+    out.line(table(["check", "result", "detail"],
+                   [[check.name, check.status, check.detail] for check in report.checks], max_width=120))
+    failures = [check for check in report.checks if check.status == doctor.FAIL and check.advice]
+    if failures:
+        out.line("")
+        out.line("to fix:")
+        for check in failures:
+            out.line(f"  {check.name}: {check.advice}")
+    out.line("")
+    out.line(_profile_line(report, saving))
+    if report.scanned:
+        out.line("")
+        _render_found(report, out)
+
+
+def _profile_line(report: doctor.Report, saving: bool) -> str:
+    profile = report.profile
+    if profile is None:
+        return "profile: nothing learned, nothing saved"
+    changes = [f"rename {old} to {new}" for old, new in profile.rename.items()]
+    changes += [f"leave out {name}" for name in sorted(profile.drop)]
+    effect = ("human will " + ", ".join(changes) + " for this endpoint (each change reported as a warning "
+              "and in response.adjustments)") if changes else "no request changes needed"
+    if not saving:
+        return f"profile: not saved (--no-save); saved, it would make {effect.removeprefix('human will ')}" \
+            if changes else "profile: not saved (--no-save)"
+    return f"profile: saved to {report.saved_to}; {effect}"
+
+
+def _render_found(report: doctor.Report, out: Output) -> None:
+    if not report.found:
+        tried = ", ".join(f"{server.name} :{server.port}" for server in doctor.LOCAL_SERVERS)
+        out.line(f"local servers: none answered on 127.0.0.1 ({tried})")
+        return
+    out.line("local servers on 127.0.0.1 (default ports):")
+    rows = []
+    for found in report.found:
+        if found.models is None:
+            rows.append([found.name, found.base_url, found.detail])
+        else:
+            count = f"{len(found.models)} model{'s' if len(found.models) != 1 else ''}"
+            sample = ", ".join(found.models[:3]) + (", …" if len(found.models) > 3 else "")
+            rows.append([found.name, found.base_url, f"{count}: {sample}" if sample else count])
+    out.line(table(["server", "base URL", "models"], rows, max_width=80))
+    usable = [found for found in report.found if found.models is not None]
+    if usable:
+        out.line(f"  check one: human doctor --provider custom:{usable[0].base_url}")
