@@ -56,10 +56,6 @@ class Deadlines:
         return step, ""
 
 
-class _Headers(dict):  # type: ignore[type-arg]
-    """Response headers with lower-case keys (what the classifier looks up)."""
-
-
 def _timeout_error(kind: str, seconds: float | None, url: str) -> APITimeoutError:
     what = {
         "connect": "connecting to",
@@ -118,7 +114,7 @@ class SyncExchange:
         self._url = url
         self._max_bytes = max_bytes
         self.status = response.status
-        self.headers = _Headers((k.lower(), v) for k, v in response.getheaders())
+        self.headers = response.msg  # case-insensitive .get(), as the classifier needs
         self._done = False
 
     def chunks(self) -> Iterator[bytes]:
@@ -252,14 +248,22 @@ class SyncTransport:
 # ---- async -----------------------------------------------------------------------------
 
 
+_timeout_factory: Any = None
+
+
 def _timeout_cm(seconds: float | None) -> Any:
-    import asyncio
+    """asyncio.timeout (3.11+), else async_timeout (aiohttp depends on it on 3.10)."""
+    global _timeout_factory
+    if _timeout_factory is None:
+        import asyncio
 
-    if hasattr(asyncio, "timeout"):
-        return asyncio.timeout(seconds)
-    import async_timeout  # Python 3.10: aiohttp depends on it there
+        if hasattr(asyncio, "timeout"):
+            _timeout_factory = asyncio.timeout
+        else:  # pragma: no cover - Python 3.10
+            import async_timeout
 
-    return async_timeout.timeout(seconds)
+            _timeout_factory = async_timeout.timeout
+    return _timeout_factory(seconds)
 
 
 class AsyncExchange:
@@ -268,37 +272,53 @@ class AsyncExchange:
         self._deadlines = deadlines
         self._url = url
         self._max_bytes = max_bytes
+        self._received = 0
         self.status = response.status
-        self.headers = _Headers((k.lower(), v) for k, v in response.headers.items())
+        self.headers = response.headers  # a case-insensitive multidict
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        import asyncio
-
-        import aiohttp
-
-        content, deadlines = self._response.content, self._deadlines
-        received = 0
         try:
             while True:
-                limit, which = deadlines.limit(deadlines.idle)
-                try:
-                    async with _timeout_cm(limit):
-                        chunk = await content.readany()
-                except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
-                    raise _timeout_error(which or "idle", limit, self._url) from None
-                except (aiohttp.ClientError, OSError) as exc:
-                    raise _async_connection_error(exc, self._url, "in the middle of the response") from None
+                chunk = await self._next()
                 if not chunk:
                     break
-                received += len(chunk)
-                if received > self._max_bytes:
-                    raise _too_large(self._max_bytes)
                 yield chunk
         finally:
             self._response.release()
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
+        """The whole body. Usually one read: the body arrived with the headers."""
+        parts = []
+        try:
+            while True:
+                chunk = await self._next()
+                if not chunk:
+                    break
+                parts.append(chunk)
+                if self._response.content.at_eof():
+                    break
+        finally:
+            self._response.release()
+        return b"".join(parts)
+
+    async def _next(self) -> bytes:
+        """The next piece of the body (b"" at the end), under the idle and total deadlines."""
+        import asyncio
+
+        import aiohttp
+
+        limit, which = self._deadlines.limit(self._deadlines.idle)
+        try:
+            async with _timeout_cm(limit):
+                chunk: bytes = await self._response.content.readany()
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+            raise _timeout_error(which or "idle", limit, self._url) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _async_connection_error(exc, self._url, "in the middle of the response") from None
+        self._received += len(chunk)
+        if self._received > self._max_bytes:
+            raise _too_large(self._max_bytes)
+        return chunk
 
     async def close(self) -> None:
         self._response.close()
@@ -324,6 +344,7 @@ class AsyncTransport:
     def __init__(self, limit: int = 256) -> None:
         self._session: Any = None
         self._limit = limit
+        self._client_timeouts: dict[float | None, Any] = {}
 
     def _get_session(self) -> Any:
         if self._session is None or self._session.closed:
@@ -348,12 +369,13 @@ class AsyncTransport:
         deadlines.start()
         limit, which = deadlines.limit(deadlines.first_byte)
         connect_limit, _ = deadlines.limit(deadlines.connect)
+        client_timeout = self._client_timeouts.get(connect_limit)
+        if client_timeout is None:
+            client_timeout = self._client_timeouts[connect_limit] = aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_limit)
         try:
             async with _timeout_cm(limit):
-                response = await session.request(
-                    method, url, data=body, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_limit),
-                )
+                response = await session.request(method, url, data=body, headers=headers, timeout=client_timeout)
         except aiohttp.ServerTimeoutError:  # sock_connect fired
             raise _timeout_error("connect", connect_limit, url) from None
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10

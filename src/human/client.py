@@ -32,6 +32,7 @@ from ._stream import StreamAssembler
 from ._wire import NOT_GIVEN, NotGiven, build_body, encode
 from .config import Config, load_config
 from .errors import APIError, BadResponseError, ClientClosedError, HumanError
+from .profile import changes_for, warn_once
 from .resolve import Target, Timeouts, resolve
 from .types import ChatResponse, StreamEvent
 
@@ -101,8 +102,10 @@ class _Base:
         sleep: Any = None,
         clock: Any = None,
         random: Any = None,
+        profiles: bool = True,
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
+        self._profiles = profiles  # apply what `human doctor` saved (human/profile.py)
         self._provider = provider or self.config.default_provider or ("compatible" if base_url else None)
         self._model = model
         self._api_key = api_key
@@ -180,7 +183,11 @@ class _Base:
 
     def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
                  timeout: TimeoutArg) -> tuple[bytes, list[str], Deadlines]:
-        body, adjustments = build_body(target, messages, stream=stream, **options)
+        drop, rename = (changes_for(target.provider, target.base_url, target.model) if self._profiles
+                        else (frozenset(), {}))
+        body, adjustments = build_body(target, messages, stream=stream, drop=drop, rename=rename, **options)
+        if adjustments:  # never silent: a warning once per process, and response.adjustments
+            warn_once(log, target.provider, target.model, adjustments)
         if log.isEnabledFor(logging.DEBUG):  # headers as display_headers shows them: key masked
             log.debug("POST %s stream=%s headers=%s adjustments=%s", target.url, stream,
                       target.display_headers(stream=stream), adjustments)

@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", parents=[common], help="list the models the provider serves")
     models.add_argument("-p", "--provider")
     models.add_argument("--json", action="store_true")
+
+    doctor = commands.add_parser("doctor", parents=[common],
+                                 help="probe the endpoint: what works, what to fix; saves its capability profile")
+    doctor.add_argument("-p", "--provider", help="probe this provider (else the default; with none given, "
+                        "local servers on their default ports are also looked for)")
+    doctor.add_argument("-m", "--model", help="probe this model (else the default, else the first GET /models lists)")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--no-save", action="store_true", help="do not save the capability profile")
+    doctor.add_argument("--timeout", type=float, help="total timeout per request in seconds")
     return parser
 
 
@@ -99,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .config import run
         elif args.command == "models":
             from .models import run
+        elif args.command == "doctor":
+            from .doctor import run
         else:
             _parser().print_help()
             return 2

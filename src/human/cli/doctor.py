@@ -41,8 +41,9 @@ def render(report: doctor.Report, out: Output, *, saving: bool = True) -> None:
         out.line("to fix:")
         for check in failures:
             out.line(f"  {check.name}: {check.advice}")
-    out.line("")
-    out.line(_profile_line(report, saving))
+    if report.url:
+        out.line("")
+        out.line(_profile_line(report, saving))
     if report.scanned:
         out.line("")
         _render_found(report, out)
@@ -54,12 +55,13 @@ def _profile_line(report: doctor.Report, saving: bool) -> str:
         return "profile: nothing learned, nothing saved"
     changes = [f"rename {old} to {new}" for old, new in profile.rename.items()]
     changes += [f"leave out {name}" for name in sorted(profile.drop)]
-    effect = ("human will " + ", ".join(changes) + " for this endpoint (each change reported as a warning "
-              "and in response.adjustments)") if changes else "no request changes needed"
+    effect = ", ".join(changes) + " for this endpoint" if changes else ""
     if not saving:
-        return f"profile: not saved (--no-save); saved, it would make {effect.removeprefix('human will ')}" \
-            if changes else "profile: not saved (--no-save)"
-    return f"profile: saved to {report.saved_to}; {effect}"
+        return "profile: not saved (--no-save)" + (f"; saved, human would {effect}" if effect else "")
+    if not effect:
+        return f"profile: saved to {report.saved_to}; no request changes needed"
+    return (f"profile: saved to {report.saved_to}; human will {effect} "
+            "(each change logged as a warning and listed in response.adjustments)")
 
 
 def _render_found(report: doctor.Report, out: Output) -> None:
@@ -78,5 +80,5 @@ def _render_found(report: doctor.Report, out: Output) -> None:
             rows.append([found.name, found.base_url, f"{count}: {sample}" if sample else count])
     out.line(table(["server", "base URL", "models"], rows, max_width=80))
     usable = [found for found in report.found if found.models is not None]
-    if usable:
+    if usable and report.url:  # (with no provider the endpoint row already says this)
         out.line(f"  check one: human doctor --provider custom:{usable[0].base_url}")

@@ -18,7 +18,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
             models = client.models(args.provider)
         except NotFoundError:
             out.info(f"human: error: {target.provider} has no model list at {target.models_url} "
-                     "(the server does not implement GET /models)")
+                     "(the server does not implement GET /models); name the model yourself with --model, "
+                     "and `human doctor` shows what else works there")
             return 1
     if args.json:
         out.json(models)
