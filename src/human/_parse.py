@@ -47,6 +47,11 @@ def decode_body(
     >>> decode_body(b'{"choices": []}', "application/json")
     {'choices': []}
     """
+    if raw[:1] == b"{" and not (content_type and "html" in content_type):
+        try:  # the usual case, without the checks below that only explain failures
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
     where = {"provider": provider, "model": model, "status": status}
     body_preview = raw[:200].decode("utf-8", "replace")
     stripped = raw.strip()
