@@ -94,7 +94,8 @@ def decode_body(
 
 
 def parse_completion(body: Any, *, provider: str | None = None, model: str | None = None) -> ChatResponse:
-    """A decoded `chat.completion` body as a `ChatResponse` (`raw` keeps the body)."""
+    """A decoded `chat.completion` body as a `ChatResponse` (`raw` keeps the body;
+    `model_requested` is `model`, the model the request named)."""
     if body.__class__ is not dict:
         raise BadResponseError(
             f'expected a JSON object with "choices", got a JSON {type(body).__name__}: {preview(compact_json(body))}',
@@ -129,7 +130,7 @@ def parse_completion(body: Any, *, provider: str | None = None, model: str | Non
         reasoning.append(thought)
     elif content.__class__ is not str:
         content = None
-    if content:
+    if content and content[:64].lstrip().startswith("<think"):  # only then is there a block to split off
         thought, content = ThinkSplitter.split(content)
         reasoning.append(thought)
     tool_calls = _tool_calls(message.get("tool_calls"))
@@ -150,6 +151,7 @@ def parse_completion(body: Any, *, provider: str | None = None, model: str | Non
         reasoning="".join(reasoning) or None,
         id=response_id if response_id.__class__ is str and response_id else None,
         raw=body,
+        model_requested=model,
     )
 
 

@@ -182,6 +182,28 @@ class _Base:
             first_target=first,
         )
 
+    def _start(self, provider: str | None, model: str | None, retries: int | None) -> tuple[Any, Any]:
+        """The first action, and the retry plan only if it is already needed (the first
+        provider's circuit is open). Most calls succeed at once and never build a plan."""
+        first = self.target(provider, model)
+        if self._breaker.allow(first.provider, self._clock()):
+            return Send(first, 1), None
+        plan = self._plan(provider, model, retries).run()
+        return next(plan), plan
+
+    def _replan(self, provider: str | None, model: str | None, retries: int | None) -> Any:
+        """The plan after a first try made outside it failed: its first Send is that try."""
+        plan = self._plan(provider, model, retries).run()
+        next(plan)
+        return plan
+
+    def _first_time(self, outcome: tuple[ChatResponse, list[str]], send: Send) -> ChatResponse:
+        self._breaker.record(send.target.provider, True, self._clock())
+        response, adjustments = outcome
+        if adjustments:
+            return self._stamp(response, send, adjustments)
+        return response  # parsed for this very target and attempt 1: nothing to add
+
     def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
                  timeout: TimeoutArg) -> tuple[bytes, list[str], Deadlines]:
         endpoint = (target.provider, target.base_url, target.model)
@@ -289,8 +311,7 @@ class Client(_Base):
         """Send a chat request and return the whole answer."""
         self._check_open()
         options = _pick({**options, "temperature": temperature})
-        plan = self._plan(provider, model, retries).run()
-        action = next(plan)
+        action, plan = self._start(provider, model, retries)
         while True:
             if isinstance(action, Sleep):
                 self._sleep(action.seconds)
@@ -301,6 +322,11 @@ class Client(_Base):
             except HumanError as exc:
                 outcome = _stamp_error(exc, action.target)
                 log.debug("attempt %d failed: %s", action.attempt, outcome)
+                if plan is None:
+                    plan = self._replan(provider, model, retries)
+            else:
+                if plan is None:
+                    return self._first_time(outcome, action)
             try:
                 action = plan.send(outcome)
             except StopIteration as done:
@@ -495,8 +521,7 @@ class AsyncClient(_Base):
         """Send a chat request and return the whole answer."""
         self._check_open()
         options = _pick({**options, "temperature": temperature})
-        plan = self._plan(provider, model, retries).run()
-        action = next(plan)
+        action, plan = self._start(provider, model, retries)
         while True:
             if isinstance(action, Sleep):
                 await self._sleep(action.seconds)
@@ -507,6 +532,11 @@ class AsyncClient(_Base):
             except HumanError as exc:
                 outcome = _stamp_error(exc, action.target)
                 log.debug("attempt %d failed: %s", action.attempt, outcome)
+                if plan is None:
+                    plan = self._replan(provider, model, retries)
+            else:
+                if plan is None:
+                    return self._first_time(outcome, action)
             try:
                 action = plan.send(outcome)
             except StopIteration as done:
