@@ -37,7 +37,9 @@ _CONTEXT_TEXT = re.compile(
 )
 _QUOTA_CODES = {"insufficient_quota", "quota_exceeded", "billing_hard_limit_reached", "insufficient_balance"}
 _QUOTA_TEXT = re.compile(r"exceeded your current quota|insufficient (quota|balance|credits)|out of credits", re.I)
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-litellm-call-id", "x-amzn-requestid", "apim-request-id", "cf-ray")
+_REQUEST_ID_HEADERS = (
+    "x-request-id", "request-id", "x-litellm-call-id", "x-amzn-requestid", "apim-request-id", "cf-ray",
+)
 
 
 def request_id(headers: Headers) -> str | None:

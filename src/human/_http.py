@@ -104,6 +104,9 @@ def _connection_error(exc: BaseException, url: str, during: str) -> APIConnectio
 class SyncExchange:
     """One response being read. Iterate `chunks()` for the body; always `close()`."""
 
+    __slots__ = ("_transport", "_key", "_conn", "_response", "_deadlines", "_url", "_max_bytes", "status",
+                 "headers", "_done")
+
     def __init__(self, transport: SyncTransport, key: tuple[str, str, int], conn: http.client.HTTPConnection,
                  response: http.client.HTTPResponse, deadlines: Deadlines, url: str, max_bytes: int):
         self._transport = transport
@@ -284,6 +287,10 @@ class _Deadline:
 
 
 class AsyncExchange:
+    """One response being read: `read()` for a whole body, `chunks()` for a stream."""
+
+    __slots__ = ("_response", "_deadlines", "_url", "_max_bytes", "_received", "status", "headers")
+
     def __init__(self, response: Any, deadlines: Deadlines, url: str, max_bytes: int) -> None:
         self._response = response
         self._deadlines = deadlines

@@ -42,41 +42,52 @@ _ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "functio
 
 def normalize_messages(messages: Any) -> list[dict[str, Any]]:
     """Check the messages' shape and turn text-only part lists into plain strings
-    (string-only servers reject arrays; peers.md item 17)."""
+    (string-only servers reject arrays; peers.md item 17). A list that needs no change
+    is returned as it is: every object made here is paid for per request, in garbage
+    collection too."""
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
     if not isinstance(messages, Sequence) or not messages:
         raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
-    out = []
+    out: list[dict[str, Any]] | None = None
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise ValueError(f"messages[{index}] must be a dict, not {type(message).__name__}")
+        if message.__class__ is not dict:
+            if not isinstance(message, Mapping):
+                raise ValueError(f"messages[{index}] must be a dict, not {type(message).__name__}")
+            message = dict(message)
+            out = out if out is not None else list(messages[:index])
         role = message.get("role")
         if role not in _ROLES:
             raise ValueError(f"messages[{index}] has role {role!r}; expected one of {sorted(_ROLES)}")
         if role == "tool" and not message.get("tool_call_id"):
             raise ValueError(f"messages[{index}] is a tool result without 'tool_call_id'")
         content = message.get("content")
-        if isinstance(content, list) and content and all(
+        if content.__class__ is list and content and all(
             isinstance(part, Mapping) and part.get("type") == "text" for part in content
         ):
             message = {**message, "content": "".join(str(part.get("text", "")) for part in content)}
-        out.append(message if isinstance(message, dict) else dict(message))
-    return out
+            out = out if out is not None else list(messages[:index])
+        if out is not None:
+            out.append(message)
+    return out if out is not None else list(messages) if messages.__class__ is not list else messages
 
 
-def _tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
-    out = []
+def _tools(tools: Sequence[Any]) -> list[Any]:
+    """Tools in OpenAI's shape; the short form {"name", "description", "parameters"} is
+    wrapped. A list already in shape is sent as it is."""
+    out: list[Any] | None = None
     for index, tool in enumerate(tools):
         if not isinstance(tool, Mapping):
             raise ValueError(f"tools[{index}] must be a dict in OpenAI's tool shape")
         if tool.get("type") == "function" and "function" in tool:
-            out.append(dict(tool))
-        elif "name" in tool:  # the short form {"name", "description", "parameters"}
+            if out is not None:
+                out.append(tool)
+        elif "name" in tool:
+            out = out if out is not None else list(tools[:index])
             out.append({"type": "function", "function": dict(tool)})
         else:
             raise ValueError(f"tools[{index}] needs {{'type': 'function', 'function': {{'name': ...}}}}")
-    return out
+    return out if out is not None else list(tools) if tools.__class__ is not list else tools
 
 
 def _response_format(value: Any) -> dict[str, Any]:

@@ -152,7 +152,8 @@ class _Base:
     def dry_run(self, messages: Any, *, stream: bool = False, **options: Any) -> dict[str, Any]:
         """What would be sent, secrets masked, without sending anything."""
         target = self.target(options.pop("provider", None), options.pop("model", None), require_key=False)
-        body, adjustments = build_body(target, messages, stream=stream, **_pick(options))
+        options = _pick(options, options.pop("temperature", NOT_GIVEN))
+        body, adjustments = build_body(target, messages, stream=stream, **options)
         return {
             "provider": target.provider,
             "model": target.model,
@@ -245,11 +246,20 @@ class _Base:
             raise ClientClosedError("this client is closed; create a new one")
 
 
-def _pick(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(_OPTIONS)
-    if unknown:
-        raise TypeError(f"unexpected option(s): {', '.join(sorted(unknown))}")
-    return {name: value for name, value in options.items() if value is not None or name == "temperature"}
+_KNOWN = frozenset(_OPTIONS)
+
+
+def _pick(options: dict[str, Any], temperature: Any = NOT_GIVEN) -> dict[str, Any]:
+    """The request options that were given (None means "not sent"), checked by name.
+    Works in place on the dict the call's **options made."""
+    for name in options:
+        if name not in _KNOWN:
+            unknown = sorted(set(options) - _KNOWN)
+            raise TypeError(f"unexpected option(s): {', '.join(unknown)}")
+    if None in options.values():
+        options = {name: value for name, value in options.items() if value is not None}
+    options["temperature"] = temperature
+    return options
 
 
 def _timeouts(base: Timeouts, *overrides: TimeoutArg) -> Timeouts:
@@ -310,7 +320,7 @@ class Client(_Base):
              temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatResponse:
         """Send a chat request and return the whole answer."""
         self._check_open()
-        options = _pick({**options, "temperature": temperature})
+        options = _pick(options, temperature)
         action, plan = self._start(provider, model, retries)
         while True:
             if isinstance(action, Sleep):
@@ -349,7 +359,7 @@ class Client(_Base):
         """Send a streaming request. Iterate the result for typed events; after the loop,
         `.response` holds the assembled answer."""
         self._check_open()
-        options = _pick({**options, "temperature": temperature})
+        options = _pick(options, temperature)
         return ChatStream(self, self._plan(provider, model, retries), messages, options, timeout)
 
     def models(self, provider: str | None = None) -> list[dict[str, Any]]:
@@ -520,7 +530,7 @@ class AsyncClient(_Base):
                    temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatResponse:
         """Send a chat request and return the whole answer."""
         self._check_open()
-        options = _pick({**options, "temperature": temperature})
+        options = _pick(options, temperature)
         action, plan = self._start(provider, model, retries)
         while True:
             if isinstance(action, Sleep):
@@ -559,7 +569,7 @@ class AsyncClient(_Base):
         """Send a streaming request. `async for` the result for typed events; after the
         loop, `.response` holds the assembled answer."""
         self._check_open()
-        options = _pick({**options, "temperature": temperature})
+        options = _pick(options, temperature)
         return AsyncChatStream(self, self._plan(provider, model, retries), messages, options, timeout)
 
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -12,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import human
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("STATE_DIR") or ROOT / ".servers") / "run"
@@ -113,86 +110,7 @@ def litellm_config(server: Server, model: str = "mock-gpt", *, entry: dict[str, 
 # ---- one test body, both clients ------------------------------------------------------------
 
 
-class Handle:
-    """A `Client` or an `AsyncClient` behind one synchronous face."""
-
-    def __init__(self, driver: Driver, client: Any) -> None:
-        self.driver = driver
-        self.client = client
-        self.events: list[Any] = []
-
-    def chat(self, messages: Any = "hi", **options: Any) -> human.ChatResponse:
-        if self.driver.is_async:
-            return self.driver.run(self.client.chat(messages, **options))
-        return self.client.chat(messages, **options)
-
-    def stream(self, messages: Any = "hi", **options: Any) -> human.ChatResponse:
-        """Consume a stream; the events land in `self.events` (kept when it fails)."""
-        self.events = []
-        stream = self.client.stream(messages, **options)
-        if self.driver.is_async:
-            async def consume() -> None:
-                async for event in stream:
-                    self.events.append(event)
-
-            self.driver.run(consume())
-        else:
-            for event in stream:
-                self.events.append(event)
-        assert stream.response is not None
-        return stream.response
-
-    def models(self) -> list[dict[str, Any]]:
-        call = self.client.models()
-        return self.driver.run(call) if self.driver.is_async else call
-
-    def types(self) -> list[str]:
-        return [event.type for event in self.events]
-
-    def text(self) -> str:
-        return "".join(event.text for event in self.events if event.type == "content")
-
-    def close(self) -> None:
-        if self.driver.is_async:
-            self.driver.run(self.client.close())
-        else:
-            self.client.close()
-
-
-class Driver:
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.is_async = kind == "async"
-        self.loop = asyncio.new_event_loop() if self.is_async else None
-        self.handles: list[Handle] = []
-        self.slept: list[float] = []
-
-    def run(self, coroutine: Any) -> Any:
-        assert self.loop is not None
-        return self.loop.run_until_complete(coroutine)
-
-    def client(self, config: Path | human.Config, **settings: Any) -> Handle:
-        """A client on this config file; its sleeps are recorded in `slept`, not slept;
-        jitter is 0 so a backoff wait is exactly half its cap."""
-        if self.is_async:
-            async def sleep(seconds: float) -> None:
-                self.slept.append(seconds)
-
-            cls: Any = human.AsyncClient
-        else:
-            def sleep(seconds: float) -> None:  # type: ignore[misc]
-                self.slept.append(seconds)
-
-            cls = human.Client
-        handle = Handle(self, cls(config=config, sleep=sleep, random=lambda: 0.0, **settings))
-        self.handles.append(handle)
-        return handle
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.close()
-        if self.loop is not None:
-            self.loop.close()
+from tests.drivers import Driver, Handle  # noqa: E402,F401 - re-exported for the interop tests
 
 
 def content_events(events: list[Any]) -> list[str]:
