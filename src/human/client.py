@@ -153,7 +153,8 @@ class _Base:
         """What would be sent, secrets masked, without sending anything."""
         target = self.target(options.pop("provider", None), options.pop("model", None), require_key=False)
         options = _pick(options, options.pop("temperature", NOT_GIVEN))
-        body, adjustments = build_body(target, messages, stream=stream, **options)
+        drop, rename = self._profile_changes(target)
+        body, adjustments = build_body(target, messages, stream=stream, drop=drop, rename=rename, **options)
         return {
             "provider": target.provider,
             "model": target.model,
@@ -183,6 +184,15 @@ class _Base:
             first_target=first,
         )
 
+    def _profile_changes(self, target: Target) -> Any:
+        """(drop, rename) from the endpoint's capability profile, read once per client."""
+        endpoint = (target.provider, target.base_url, target.model)
+        changes = self._changes.get(endpoint)
+        if changes is None:
+            changes = self._changes[endpoint] = (
+                changes_for(*endpoint) if self._profiles else (frozenset(), {}))
+        return changes
+
     def _start(self, provider: str | None, model: str | None, retries: int | None) -> tuple[Any, Any]:
         """The first action, and the retry plan only if it is already needed (the first
         provider's circuit is open). Most calls succeed at once and never build a plan."""
@@ -207,13 +217,7 @@ class _Base:
 
     def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
                  timeout: TimeoutArg) -> tuple[bytes, list[str], Deadlines]:
-        endpoint = (target.provider, target.base_url, target.model)
-        changes = self._changes.get(endpoint)
-        if changes is None:
-            changes = self._changes[endpoint] = (
-                changes_for(target.provider, target.base_url, target.model) if self._profiles
-                else (frozenset(), {}))
-        drop, rename = changes
+        drop, rename = self._profile_changes(target)
         body, adjustments = build_body(target, messages, stream=stream, drop=drop, rename=rename, **options)
         if adjustments:  # never silent: a warning once per process, and response.adjustments
             warn_once(log, target.provider, target.model, adjustments)

@@ -200,3 +200,16 @@ def test_changes_follow_the_file_when_it_is_rewritten_or_removed():
     save_profile(make(accepts_stream_options=False))
     profile_path().unlink()
     assert changes_for("local", BASE, "qwen") == (frozenset(), {})
+
+
+def test_dry_run_shows_what_the_profile_changes(tmp_path):
+    import human
+    from human.profile import Profile, save_profile
+
+    save_profile(Profile(provider="compatible", base_url="http://127.0.0.1:9/v1", model="m",
+                         probed_at="2026-11-29T00:00:00Z", accepts_max_tokens=False,
+                         accepts_max_completion_tokens=True))
+    client = human.Client(base_url="http://127.0.0.1:9/v1", model="m", config=human.Config(data={}))
+    preview = client.dry_run("hi", max_tokens=10)
+    assert preview["body"]["max_completion_tokens"] == 10 and "max_tokens" not in preview["body"]
+    assert any("renamed max_tokens to max_completion_tokens" in a for a in preview["adjustments"])
