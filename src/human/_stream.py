@@ -182,14 +182,8 @@ class StreamAssembler:
         if self._high:  # a half pair that never got its second half
             self._high = ""
             self._add_content("\ufffd", events)
-        reasoning, content = self._think.end()
+        self._emit(*self._think.end(), events)
         self._plain = True
-        if reasoning:
-            self._reasoning.append(reasoning)
-            events.append(ReasoningDelta(reasoning))
-        if content:
-            self._content.append(content)
-            events.append(ContentDelta(content))
         for position, call in enumerate(self._calls):
             events.append(ToolCallDone(position, _tool_call(call)))
         return events
@@ -236,8 +230,11 @@ class StreamAssembler:
             self._content.append(content)
             events.append(ContentDelta(content))
             return
-        reasoning, content = self._think.feed(content)
+        self._emit(*self._think.feed(content), events)
         self._plain = self._think.state == ThinkSplitter.PLAIN
+
+    def _emit(self, reasoning: str, content: str, events: list[StreamEvent]) -> None:
+        """Record and hand out what the <think> splitter released."""
         if reasoning:
             self._reasoning.append(reasoning)
             events.append(ReasoningDelta(reasoning))
