@@ -358,9 +358,6 @@ class AsyncExchange:
             raise _too_large(self._max_bytes)
         return chunk
 
-    async def close(self) -> None:
-        self._response.close()
-
 
 def _async_connection_error(exc: BaseException, url: str, during: str) -> APIConnectionError:
     import aiohttp

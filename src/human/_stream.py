@@ -67,15 +67,14 @@ class StreamAssembler:
         >>> a.add("[DONE]"), a.finish().content
         ([], 'Hi')
 
-    `done` is true once `[DONE]` arrived; `saw_any` once a chunk with choices or usage
-    did (after that, a failed stream is not retried).
+    `done` is true once `[DONE]` arrived. (Whether a failed stream may be retried is the
+    driver's call: only before the first event reached the caller.)
     """
 
     __slots__ = (
         "provider",
         "model",
         "done",
-        "saw_any",
         "_content",
         "_reasoning",
         "_think",
@@ -96,7 +95,6 @@ class StreamAssembler:
         self.provider = provider
         self.model = model
         self.done = False
-        self.saw_any = False
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._think = ThinkSplitter()
@@ -135,7 +133,6 @@ class StreamAssembler:
         events: list[StreamEvent] = []
         choices = chunk.get("choices")
         if choices and choices.__class__ is list:
-            self.saw_any = True
             choice = choices[0]
             if choice.__class__ is not dict or choice.get("index", 0) not in (0, None):
                 choice = _choice_zero(choices)
@@ -166,7 +163,6 @@ class StreamAssembler:
             extra = chunk["x_groq"]  # Groq puts stream usage under x_groq
             usage = extra.get("usage") if extra.__class__ is dict else None
         if usage and usage.__class__ is dict:
-            self.saw_any = True
             parsed = usage_from(usage)
             if parsed is not None:
                 self._usage = parsed

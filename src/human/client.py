@@ -34,7 +34,7 @@ from .config import Config, load_config
 from .errors import APIError, BadResponseError, ClientClosedError, HumanError
 from .profile import changes_for, warn_once
 from .resolve import Target, Timeouts, resolve
-from .types import ChatResponse, StreamEvent
+from .types import ChatResponse, ContentDelta, FinishEvent, ReasoningDelta, StreamEvent, ToolCallDone, UsageEvent
 
 __all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client"]
 
@@ -224,9 +224,12 @@ class _Base:
         if log.isEnabledFor(logging.DEBUG):  # headers as display_headers shows them: key masked
             log.debug("POST %s stream=%s headers=%s adjustments=%s", target.url, stream,
                       target.display_headers(stream=stream), adjustments)
+        return encode(body), adjustments, self._deadlines(target, timeout)
+
+    def _deadlines(self, target: Target, timeout: TimeoutArg = None) -> Deadlines:
+        """The target's timeouts, overridden by the client's, then by the call's."""
         limits = _timeouts(target.timeouts, self._timeout, timeout)
-        deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
-        return encode(body), adjustments, deadlines
+        return Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
 
     def _error(self, target: Target, status: int, headers: Mapping[str, str], raw: bytes) -> APIError:
         return classify(status, headers, raw, provider=target.provider, model=target.model,
@@ -294,8 +297,6 @@ def _stamp_error(exc: HumanError, target: Target) -> HumanError:
 
 def _events_from_whole(response: ChatResponse) -> list[StreamEvent]:
     """A server that ignored stream=true and sent one JSON body: replay it as events."""
-    from .types import ContentDelta, FinishEvent, ReasoningDelta, ToolCallDone, UsageEvent
-
     events: list[StreamEvent] = []
     if response.reasoning:
         events.append(ReasoningDelta(response.reasoning))
@@ -369,8 +370,7 @@ class Client(_Base):
     def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""
         target = self.target(provider, require_key=False)
-        limits = _timeouts(target.timeouts, self._timeout)
-        deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
+        deadlines = self._deadlines(target)
         exchange = self._transport.send("GET", target.models_url, target.request_headers(), None, deadlines,
                                         target.max_response_bytes)
         raw = exchange.read()
@@ -579,8 +579,7 @@ class AsyncClient(_Base):
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""
         target = self.target(provider, require_key=False)
-        limits = _timeouts(target.timeouts, self._timeout)
-        deadlines = Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
+        deadlines = self._deadlines(target)
         exchange = await self._transport.send("GET", target.models_url, target.request_headers(), None,
                                               deadlines, target.max_response_bytes)
         raw = await exchange.read()

@@ -325,22 +325,9 @@ def test_non_numeric_usage_fields_are_none_not_zero() -> None:
 # ---- tolerance ------------------------------------------------------------------------
 
 
-def test_empty_choices_chunk_is_tolerated_and_does_not_count_as_data() -> None:
+def test_empty_choices_chunk_is_tolerated() -> None:
     assembler = StreamAssembler()
     assert assembler.add(json.dumps({"id": "", "choices": [], "prompt_filter_results": []})) == []
-    assert not assembler.saw_any
-
-
-def test_saw_any_is_set_by_the_first_chunk_with_choices() -> None:
-    assembler = StreamAssembler()
-    assembler.add(chunk({"role": "assistant", "content": ""}))
-    assert assembler.saw_any
-
-
-def test_saw_any_is_set_by_a_usage_only_chunk() -> None:
-    assembler = StreamAssembler()
-    assembler.add(json.dumps({"choices": [], "usage": {"prompt_tokens": 1}}))
-    assert assembler.saw_any
 
 
 def test_missing_delta_and_null_role_are_tolerated() -> None:

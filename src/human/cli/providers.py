@@ -7,7 +7,6 @@ import argparse
 from .._secret import mask
 from ..config import load_config
 from ..registry import builtin_rows
-from ..resolve import resolve
 from ..types import user
 from .output import Output
 from .table import table
@@ -31,10 +30,10 @@ def run(args: argparse.Namespace, out: Output) -> int:
 def show(args: argparse.Namespace, out: Output) -> int:
     config = load_config(args.config)
     model = args.model or config.default_model or "MODEL"
-    target = resolve(config, args.name, model, require_key=False)
     from ..client import Client
 
     with Client(provider=args.name, model=model, config=config) as client:
+        target = client.target(args.name, model, require_key=False)
         preview = client.dry_run([user("hi")], provider=args.name, model=model)
     row = target.row
     out.line(f"provider     {target.provider}" + (f" (registry row {row.name!r})" if row else ""))
