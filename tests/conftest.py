@@ -24,7 +24,7 @@ _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 def _registry_key_vars() -> frozenset[str]:
     """Every `api_key_env` in the shipped registry: a few (HF_TOKEN,
     AWS_BEARER_TOKEN_BEDROCK) do not end in _API_KEY."""
-    rows = json.loads(resources.files("human").joinpath("providers.json").read_text("utf-8"))["providers"]
+    rows = json.loads(resources.files("human.config").joinpath("providers.json").read_text("utf-8"))["providers"]
     return frozenset(row["api_key_env"] for row in rows if row.get("api_key_env"))
 
 

@@ -22,11 +22,11 @@ _EXPORTS = {
     "AsyncChatStream": "client",
     "Config": "config",
     "load_config": "config",
-    "resolve": "resolve",
-    "Target": "resolve",
-    "Timeouts": "resolve",
-    "Secret": "_secret",
-    "NOT_GIVEN": "_wire",
+    "resolve": "config",
+    "Target": "config",
+    "Timeouts": "config",
+    "Secret": "core.secret",
+    "NOT_GIVEN": "core.wire",
     **dict.fromkeys(
         [
             "ChatResponse", "ToolCall", "Usage", "ContentDelta", "ReasoningDelta", "ToolCallStart",
@@ -67,10 +67,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ._secret import Secret
-    from ._wire import NOT_GIVEN
     from .client import AsyncChatStream, AsyncClient, ChatStream, Client
-    from .config import Config, load_config
+    from .config import Config, Target, Timeouts, load_config, resolve
+    from .core.secret import Secret
+    from .core.wire import NOT_GIVEN
     from .errors import *  # noqa: F403
-    from .resolve import Target, Timeouts, resolve
     from .types import *  # noqa: F403

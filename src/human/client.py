@@ -22,18 +22,17 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._classify import classify
 from ._http import AsyncTransport, Deadlines, SyncTransport
-from ._parse import decode_body, parse_completion
-from ._retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
-from ._secret import Secret, scrub
-from ._sse import SSEDecoder
-from ._stream import StreamAssembler
-from ._wire import NOT_GIVEN, NotGiven, build_body, encode
-from .config import Config, load_config
+from .config import Config, Target, Timeouts, load_config, resolve
+from .core.classify import classify
+from .core.parse import decode_body, parse_completion
+from .core.retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
+from .core.secret import Secret, scrub
+from .core.sse import SSEDecoder
+from .core.stream import StreamAssembler
+from .core.wire import NOT_GIVEN, NotGiven, build_body, encode
 from .errors import APIError, BadResponseError, ClientClosedError, HumanError
 from .profile import changes_for, warn_once
-from .resolve import Target, Timeouts, resolve
 from .types import ChatResponse, ContentDelta, FinishEvent, ReasoningDelta, StreamEvent, ToolCallDone, UsageEvent
 
 __all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client"]

@@ -54,9 +54,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._secret import mask
 from .client import Client
-from .config import Config, load_config
+from .config import Config, Target, load_config, resolve
+from .core.secret import mask
 from .errors import (
     APIConnectionError,
     APIError,
@@ -75,7 +75,6 @@ from .errors import (
     ServerError,
 )
 from .profile import Profile, save_profile
-from .resolve import Target, resolve
 from .types import ChatResponse
 
 __all__ = [
@@ -388,11 +387,11 @@ def _stream(client: Client, messages: Any, **options: Any) -> Outcome:
 def _raw_tool_stream(client: Client, target: Target, limit: Mapping[str, int], timeout: float | None) -> Outcome:
     """A streamed tool call, read as raw SSE: the typed events hide whether the server
     sent `index` and `id` (the assembler fills them in, peers.md §3 item 19)."""
-    from ._classify import classify
     from ._http import Deadlines, SyncTransport
-    from ._sse import SSEDecoder
-    from ._stream import StreamAssembler
-    from ._wire import encode
+    from .core.classify import classify
+    from .core.sse import SSEDecoder
+    from .core.stream import StreamAssembler
+    from .core.wire import encode
 
     body = client.dry_run(TOOL_PROMPT, stream=True, provider=target.provider, model=target.model,
                           tools=[PING_TOOL], extra_body=dict(limit))["body"]
@@ -468,7 +467,7 @@ def _entry_name(config: Config, provider: str) -> str:
     be under one of its aliases)."""
     if config.provider_entry(provider):
         return provider
-    from .registry import lookup
+    from .config.registry import lookup
 
     row = lookup(provider)
     for alias in (row.name, *row.aliases) if row else ():

@@ -34,10 +34,7 @@ the key that was in play before it is stored (see `_secret.scrub`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from .types import ChatResponse, ToolCall
+from typing import Any, ClassVar
 
 __all__ = [
     "APIConnectionError",
@@ -115,7 +112,9 @@ class MissingCredentialError(ConfigError):
 class APIError(HumanError):
     """A request to a provider failed. Carries who, what and (when known) the server's id.
 
-    `partial` is what had been received before a stream failed (content so far), else None.
+    `partial` is what had been received before a stream failed (a `ChatResponse` with the
+    content so far), else None. (Typed loosely so this module, the bottom of the package,
+    imports nothing of `human`.)
     """
 
     def __init__(
@@ -126,7 +125,7 @@ class APIError(HumanError):
         model: str | None = None,
         status: int | None = None,
         request_id: str | None = None,
-        partial: ChatResponse | None = None,
+        partial: Any = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
@@ -259,7 +258,8 @@ class ToolError(HumanError):
 
 
 class ToolArgumentsError(ToolError):
-    def __init__(self, message: str, *, tool_call: ToolCall) -> None:
+    def __init__(self, message: str, *, tool_call: Any) -> None:
+        """`tool_call` is the `human.ToolCall` whose arguments are at fault."""
         super().__init__(message)
         self.tool_call = tool_call
 

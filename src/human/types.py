@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Union
 
+from .errors import ToolArgumentsError
+
 __all__ = [
     "ChatResponse",
     "ContentDelta",
@@ -51,8 +53,6 @@ class ToolCall:
     type: str = "function"
 
     def parsed_arguments(self) -> dict[str, Any]:
-        from .errors import ToolArgumentsError
-
         text = self.arguments.strip() or "{}"
         try:
             value = json.loads(text)

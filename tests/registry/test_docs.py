@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from human.registry import builtin_rows
+from human.config.registry import builtin_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_provider_docs.py"

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from human.config.registry import ROW_FIELDS, ProviderRow, builtin_rows, lookup, row_from_mapping, suggest
 from human.errors import ConfigError
-from human.registry import ROW_FIELDS, ProviderRow, builtin_rows, lookup, row_from_mapping, suggest
 
 # Every name of the reference program's compatible-provider table ([Mar], 88 names), exactly
 # as seed-system.md section 1.3 lists them (case-sensitive), grouped by row.
@@ -61,7 +61,7 @@ ROW_IDS = [row.name for row in ROWS]
 
 
 def raw_rows() -> list[dict]:
-    document = json.loads(files("human").joinpath("providers.json").read_text(encoding="utf-8"))
+    document = json.loads(files("human.config").joinpath("providers.json").read_text(encoding="utf-8"))
     return document["providers"]
 
 
@@ -80,7 +80,7 @@ def a_valid_row(**changes: object) -> dict:
 
 
 def test_the_file_is_versioned_and_every_row_has_exactly_the_row_fields():
-    document = json.loads(files("human").joinpath("providers.json").read_text(encoding="utf-8"))
+    document = json.loads(files("human.config").joinpath("providers.json").read_text(encoding="utf-8"))
     assert document["version"] == 1
     for raw in document["providers"]:
         assert tuple(raw) == ROW_FIELDS, raw["name"]

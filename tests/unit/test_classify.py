@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from human._classify import classify, parse_retry_after
+from human.core.classify import classify, parse_retry_after
 from human.errors import (
     AuthenticationError,
     BadRequestError,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from human import errors
-from human._parse import decode_body, parse_completion
-from human._sse import SSEDecoder
-from human._stream import StreamAssembler
+from human.core.parse import decode_body, parse_completion
+from human.core.sse import SSEDecoder
+from human.core.stream import StreamAssembler
 from human.types import ChatResponse, ContentDelta, ReasoningDelta, ToolCallDone
 
 CORPUS = Path(__file__).parent.parent / "data" / "corpus"

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from human._parse import decode_body, parse_completion
-from human._sse import SSEDecoder
-from human._stream import StreamAssembler
+from human.core.parse import decode_body, parse_completion
+from human.core.sse import SSEDecoder
+from human.core.stream import StreamAssembler
 from human.errors import HumanError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,13 +105,14 @@ def test_pure_modules_import_no_io_modules() -> None:
     code = (
         "import sys\n"
         "before = set(sys.modules)\n"
-        "import human._sse, human._stream, human._parse, human._shapes\n"
+        "import human.core.sse, human.core.stream, human.core.parse, human.core.shapes\n"
         "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     # urllib.parse arrives with mimetypes (types.py): string handling only, so allowed.
     forbidden = {"http", "asyncio", "aiohttp", "socket", "time", "ssl", "selectors", "threading", "urllib.request"}
-    pure = {"human", "human._sse", "human._stream", "human._parse", "human._shapes", "human.errors", "human.types"}
+    pure = {"human", "human.core", "human.core.sse", "human.core.stream", "human.core.parse", "human.core.shapes",
+            "human.errors", "human.types"}
     bad = [
         name
         for name in loaded

@@ -63,7 +63,7 @@ def test_public_names_resolve_and_all_is_sorted():
 def test_pure_core_imports_no_io_modules():
     code = (
         "import sys, json; before = set(sys.modules)\n"
-        "import human._wire, human._retry, human._classify, human._schema\n"
+        "import human.core.wire, human.core.retry, human.core.classify, human.core.schema\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))"
     )
     loaded = json.loads(fresh(code))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from human._parse import decode_body, parse_completion
-from human._shapes import ThinkSplitter, flatten_parts, usage_from
+from human.core.parse import decode_body, parse_completion
+from human.core.shapes import ThinkSplitter, flatten_parts, usage_from
 from human.errors import BadResponseError
 from human.types import ToolCall, Usage
 

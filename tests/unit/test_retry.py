@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from human._retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
+from human.core.retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
 from human.errors import (
     AllAttemptsFailedError,
     APIConnectionError,
@@ -138,7 +138,7 @@ def test_fallback_that_cannot_be_resolved_is_recorded_and_skipped():
 
 @pytest.mark.parametrize("status", [400, 403, 404, 422])
 def test_client_errors_are_raised_at_once(status):
-    from human._classify import classify
+    from human.core.classify import classify
 
     error = classify(status, {}, b'{"error": {"message": "no"}}')
     result, actions = drive(make(providers=("a", "b")), [error])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from human._sse import SSEDecoder, SSEEvent
+from human.core.sse import SSEDecoder, SSEEvent
 from human.errors import BadResponseError, ResponseTooLargeError
 
 CORPUS = Path(__file__).parent.parent / "data" / "corpus"

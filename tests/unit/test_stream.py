@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from human._stream import StreamAssembler
+from human.core.stream import StreamAssembler
 from human.errors import BadResponseError
 from human.types import (
     ContentDelta,

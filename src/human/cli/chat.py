@@ -8,8 +8,9 @@ from typing import Any
 
 from ..client import Client
 from ..config import load_config
-from ..types import ChatResponse, system, user
+from ..types import system, user
 from .output import Output
+from .turn import ask
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     with client:
         if not prompt:
             if piped is None and sys.stdin is not None and sys.stdin.isatty():
-                from .interactive import repl
+                from .interactive import repl  # readline is loaded only for a terminal chat
 
                 return repl(client, args, out)
             out.info("human: error: no prompt: give one as an argument or pipe text in")
@@ -65,57 +66,3 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_tokens is not None:
         options["max_tokens"] = args.max_tokens
     return options
-
-
-def ask(client: Client, messages: list[dict[str, Any]], args: argparse.Namespace, out: Output,
-        options: dict[str, Any], provider: str | None = None, model: str | None = None) -> ChatResponse:
-    """Send one turn; stream it to stdout unless --no-stream/--json. Returns the answer."""
-    provider = provider or args.provider
-    model = model or args.model
-    if args.no_stream or args.json:
-        response = client.chat(messages, provider=provider, model=model, **options)
-        if not args.json:
-            if args.reasoning and response.reasoning:
-                out.info(response.reasoning)
-            out.write(response.content or "")
-            _print_tool_calls(response, out)
-            out.newline_if_needed()
-    else:
-        stream = client.stream(messages, provider=provider, model=model, **options)
-        try:
-            for event in stream:
-                if event.type == "content":
-                    out.write(event.text)
-                elif event.type == "reasoning" and args.reasoning:
-                    out.stderr.write(out.clean(event.text))
-        finally:
-            stream.close()
-        response = stream.response
-        assert response is not None
-        _print_tool_calls(response, out)
-        out.newline_if_needed()
-    if args.usage:
-        out.info(_usage_line(response))
-    return response
-
-
-def _print_tool_calls(response: ChatResponse, out: Output) -> None:
-    for call in response.tool_calls:
-        out.newline_if_needed()
-        out.line(f"[tool call {call.id or '?'}] {call.name}({call.arguments})")
-
-
-def _usage_line(response: ChatResponse) -> str:
-    usage = response.usage
-    served = f"{response.provider}/{response.model_requested}"
-    if response.attempt > 1:
-        served += f" (attempt {response.attempt})"
-    if usage is None:
-        return f"usage: not reported by the server · {served}"
-    parts = [f"prompt {usage.prompt_tokens}", f"completion {usage.completion_tokens}",
-             f"total {usage.total_tokens}"]
-    if usage.cached_tokens:
-        parts.append(f"cached {usage.cached_tokens}")
-    if usage.reasoning_tokens:
-        parts.append(f"reasoning {usage.reasoning_tokens}")
-    return "usage: " + ", ".join(parts) + f" · {served}"

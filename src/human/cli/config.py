@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._secret import mask
 from ..config import config_paths, load_config, user_config_path
+from ..config.checks import check_provider_name
+from ..config.registry import lookup
+from ..core.secret import mask
 from ..errors import ConfigError
-from ..registry import lookup
-from ..resolve import check_provider_name
 from .output import Output
 
 

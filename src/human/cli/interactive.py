@@ -16,6 +16,7 @@ from ..client import Client
 from ..errors import HumanError
 from ..types import system, user
 from .output import Output
+from .turn import ask
 
 HELP = (
     "commands: /model NAME · /provider NAME · /clear (forget the conversation) · /usage (toggle) · "
@@ -76,8 +77,6 @@ def read_message(prompt: str = "you> ") -> str | None:
 
 
 def repl(client: Client, args: argparse.Namespace, out: Output) -> int:
-    from .chat import ask
-
     state = _setup_readline()
     target = client.target(args.provider, args.model)
     provider, model = target.provider, target.model

@@ -8,7 +8,7 @@ import sys
 import traceback
 from typing import Any, TextIO
 
-from .._secret import scrub
+from ..core.secret import scrub
 from ..errors import AllAttemptsFailedError, APIError, ConfigError, HumanError
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .._secret import mask
 from ..config import load_config
-from ..registry import builtin_rows
+from ..config.registry import builtin_rows
+from ..core.secret import mask
 from ..types import user
 from .output import Output
 from .table import table

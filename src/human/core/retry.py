@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import (
+from ..errors import (
     AllAttemptsFailedError,
     Attempt,
     CircuitOpenError,

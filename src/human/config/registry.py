@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["ROW_FIELDS", "ProviderRow", "builtin_rows", "lookup", "row_from_mapping", "suggest"]
 
@@ -148,7 +148,7 @@ def builtin_rows() -> tuple[ProviderRow, ...]:
 
     where = "providers.json"
     try:
-        document = json.loads(files("human").joinpath("providers.json").read_text(encoding="utf-8"))
+        document = json.loads(files("human.config").joinpath("providers.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # a packaging mistake: say which file and why
         raise ConfigError(f"{where}: cannot load the built-in registry: {exc}", path=where) from exc
     if not isinstance(document, dict) or set(document) != {"version", "providers"}:

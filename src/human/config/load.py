@@ -30,9 +30,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ._schema import validate
-from ._secret import Secret, scrub
-from .errors import ConfigError
+from ..core.schema import validate
+from ..core.secret import Secret, scrub
+from ..errors import ConfigError
+from .checks import check_base_url, check_provider_name
 
 __all__ = ["Config", "Reliability", "load_config", "schema", "user_config_path"]
 
@@ -132,7 +133,7 @@ class Config:
 @cache
 def schema() -> dict[str, Any]:
     """The JSON Schema of the config file, as shipped in the package."""
-    text = resources.files("human").joinpath("config.schema.json").read_text("utf-8")
+    text = resources.files("human.config").joinpath("config.schema.json").read_text("utf-8")
     return json.loads(text)
 
 
@@ -324,8 +325,6 @@ def _apply_env(data: dict[str, Any], sources: dict[str, str], env: Mapping[str, 
 
 
 def _check_semantics(data: dict[str, Any], sources: dict[str, str], warnings: list[str]) -> None:
-    from .resolve import check_base_url, check_provider_name
-
     for key in ("default_provider", "default_model"):
         if key in data and not str(data[key]).strip():
             raise ConfigError(

@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any
 
-from .types import Usage
+from ..types import Usage
 
 __all__ = [
     "KEEP_FINISH_REASONS",

@@ -26,17 +26,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._shapes import (
-    KEEP_FINISH_REASONS,
-    ThinkSplitter,
-    compact_json,
-    describe_error,
-    flatten_parts,
-    preview,
-    usage_from,
-)
-from .errors import BadResponseError
-from .types import (
+from ..errors import BadResponseError
+from ..types import (
     ChatResponse,
     ContentDelta,
     FinishEvent,
@@ -48,6 +39,15 @@ from .types import (
     ToolCallStart,
     Usage,
     UsageEvent,
+)
+from .shapes import (
+    KEEP_FINISH_REASONS,
+    ThinkSplitter,
+    compact_json,
+    describe_error,
+    flatten_parts,
+    preview,
+    usage_from,
 )
 
 __all__ = ["StreamAssembler"]

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .resolve import Target
+from typing import Any, Protocol
 
 __all__ = ["NOT_GIVEN", "NotGiven", "build_body", "encode", "normalize_messages"]
 
@@ -36,6 +33,22 @@ class NotGiven:
 
 
 NOT_GIVEN = NotGiven()
+
+class BodyTarget(Protocol):
+    """What the body builder reads from a resolved target (`human.config.Target`); a
+    Protocol, so this pure module knows nothing of configuration."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def token_field(self) -> str: ...
+    @property
+    def stream_usage(self) -> bool: ...
+
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 
@@ -102,7 +115,7 @@ def _response_format(value: Any) -> dict[str, Any]:
 
 
 def build_body(
-    target: Target,
+    target: BodyTarget,
     messages: Any,
     *,
     stream: bool = False,

@@ -13,8 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._secret import scrub
-from .errors import (
+from ..errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -24,6 +23,7 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
+from .secret import scrub
 
 __all__ = ["classify", "parse_retry_after", "request_id"]
 

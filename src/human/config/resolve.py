@@ -32,20 +32,20 @@ was configured for.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import __version__
-from ._secret import Secret, mask
-from .config import Config
-from .errors import ConfigError, MissingCredentialError, UnknownProviderError
-from .registry import ProviderRow, lookup, suggest
+from .. import __version__
+from ..core.secret import Secret, mask
+from ..errors import ConfigError, MissingCredentialError
+from .checks import is_loopback, unknown_provider
+from .load import Config
+from .registry import ProviderRow, lookup
 
-__all__ = ["Target", "Timeouts", "check_base_url", "endpoint_url", "resolve"]
+__all__ = ["Target", "Timeouts", "endpoint_url", "resolve"]
 
 CHAT_PATH = "/chat/completions"
 USER_AGENT = f"human/{__version__}"
@@ -148,27 +148,6 @@ def endpoint_url(base_url: str, query: Mapping[str, str] | None = None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(params), ""))
 
 
-def check_base_url(url: str) -> str | None:
-    """A warning for a base URL that is allowed but risky, or None."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
-        return None
-    if parts.scheme == "http":
-        return f"{url!r} is plain http to a non-loopback host: the key would travel unencrypted; use https"
-    return f"{url!r} is not an http(s) URL"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _validate_url(url: str, where: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -183,29 +162,6 @@ def _validate_url(url: str, where: str) -> None:
             f"{where}: {url!r} still has a {{placeholder}}; set base_url in your providers[] entry "
             "to your own resource URL"
         )
-
-
-def check_provider_name(name: str, data: Mapping[str, Any], *, where: str) -> None:
-    """Raise UnknownProviderError if `name` could never resolve."""
-    if name == "compatible" or name.startswith("custom:") or lookup(name) is not None:
-        return
-    if any(entry.get("name") == name and entry.get("base_url") for entry in data.get("providers", ())):
-        return
-    _unknown(name, data, where)
-
-
-def _unknown(name: str, data: Mapping[str, Any], where: str) -> None:
-    own = [entry.get("name") for entry in data.get("providers", ()) if entry.get("base_url")]
-    options = suggest(name)
-    hint = f"; did you mean {', '.join(repr(o) for o in options)}?" if options else ""
-    raise UnknownProviderError(
-        f"{where}: unknown provider {name!r}{hint} "
-        "(`human providers` lists them; for any other server use \"compatible\" with a "
-        "base_url, or \"custom:https://…/v1\")"
-        + (f"; your config defines {', '.join(map(repr, own))}" if own else ""),
-        name=name,
-        suggestions=options,
-    )
 
 
 def resolve(
@@ -256,7 +212,7 @@ def resolve(
         if row is not None and not entry:
             entry = _entry_for_row(config, row) or {}
         if row is None and not entry.get("base_url") and not base_url:
-            _unknown(name, config.data, "provider")
+            unknown_provider(name, config.data, "provider")
         chosen_base = base_url or entry.get("base_url") or (row.base_url if row else "")
     _validate_url(chosen_base, f"provider {name!r} base_url")
 
@@ -267,7 +223,7 @@ def resolve(
         if azure is not None:
             settings = {**_settings(azure, {}), **_entry_settings(entry)}
             notes.append("Azure OpenAI host: sending the key as an 'api-key' header with api-version")
-    local = bool(settings.get("local")) or _is_loopback(host)
+    local = bool(settings.get("local")) or is_loopback(host)
 
     key, key_source = _pick_key(name, entry, settings, config, api_key, is_default, env)
     if key is None and settings.get("auth") != "none":

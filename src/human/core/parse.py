@@ -16,7 +16,9 @@ import json
 import re
 from typing import Any
 
-from ._shapes import (
+from ..errors import BadResponseError
+from ..types import ChatResponse, ToolCall
+from .shapes import (
     KEEP_FINISH_REASONS,
     ThinkSplitter,
     compact_json,
@@ -25,8 +27,6 @@ from ._shapes import (
     preview,
     usage_from,
 )
-from .errors import BadResponseError
-from .types import ChatResponse, ToolCall
 
 __all__ = ["decode_body", "parse_completion"]
 

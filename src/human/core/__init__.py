@@ -1,0 +1,18 @@
+"""The pure core of `human`: every decision, none of the I/O.
+
+Nothing here opens a socket, reads a file, sleeps or looks at a clock it was not
+handed; the clients and transports above only carry out what these modules decide,
+so sync and async behave alike by construction.
+
+    secret      keys that cannot be printed; the scrubber for text that may hold one
+    schema      the small JSON Schema validator (config file, tool arguments)
+    wire        the request body for a target
+    sse         bytes of a text/event-stream -> events
+    stream      stream events -> typed deltas and one ChatResponse
+    shapes      the tolerant readers of usage, reasoning and error objects
+    parse       a whole (non-streamed) body -> ChatResponse
+    classify    an HTTP error answer -> the right error class
+    retry       the retry / fallback / circuit-breaker plan, as a generator
+
+Internal: import public names from `human`, not from here.
+"""
