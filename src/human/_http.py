@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,7 +120,7 @@ class SyncExchange:
         self.headers = response.msg  # case-insensitive .get(), as the classifier needs
         self._done = False
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         response, deadlines, sock = self._response, self._deadlines, self._conn.sock
         received = 0
         current: float | None = -1.0
@@ -189,7 +189,7 @@ class SyncTransport:
             if conn is None:
                 conn = self._connect(key, https, deadlines, url)
             limit, which = deadlines.limit(deadlines.first_byte)
-            conn.sock.settimeout(limit)  # type: ignore[union-attr]
+            conn.sock.settimeout(limit)
             try:
                 conn.request(method, path, body=body, headers=dict(headers))
                 response = conn.getresponse()
@@ -224,7 +224,7 @@ class SyncTransport:
         except OSError as exc:
             conn.close()
             raise _connection_error(exc, url, "while connecting") from None
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
     def _acquire(self, key: tuple[str, str, int]) -> http.client.HTTPConnection | None:
@@ -300,7 +300,7 @@ class AsyncExchange:
         self.status = response.status
         self.headers = response.headers  # a case-insensitive multidict
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         try:
             while True:
                 chunk = await self._next()

@@ -18,13 +18,13 @@ import dataclasses
 import logging
 import random as _random
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._http import AsyncTransport, Deadlines, SyncTransport
 from .config import Config, Target, Timeouts, load_config, resolve
-from .core.classify import classify
+from .core.classify import Headers, classify
 from .core.parse import decode_body, parse_completion
 from .core.retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
 from .core.secret import Secret, scrub
@@ -230,11 +230,11 @@ class _Base:
         limits = _timeouts(target.timeouts, self._timeout, timeout)
         return Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
 
-    def _error(self, target: Target, status: int, headers: Mapping[str, str], raw: bytes) -> APIError:
+    def _error(self, target: Target, status: int, headers: Headers, raw: bytes) -> APIError:
         return classify(status, headers, raw, provider=target.provider, model=target.model,
                         url=target.url, secrets=target.secrets())
 
-    def _parse(self, target: Target, headers: Mapping[str, str], raw: bytes) -> ChatResponse:
+    def _parse(self, target: Target, headers: Headers, raw: bytes) -> ChatResponse:
         body = decode_body(raw, headers.get("content-type"), provider=target.provider, model=target.model,
                            status=200)
         return parse_completion(body, provider=target.provider, model=target.model)
@@ -454,7 +454,7 @@ class ChatStream:
             chunks.close()
         self.response = client._stamp(response, send, adjustments)
 
-    def _open(self, target: Target) -> tuple[Any, _Pump, list[StreamEvent], list[str]]:
+    def _open(self, target: Target) -> tuple[Generator[bytes, None, None], _Pump, list[StreamEvent], list[str]]:
         """Send, check the status, and read until the first event (retry is still possible)."""
         client = self._client
         body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._timeout)
@@ -482,7 +482,7 @@ class ChatStream:
         return _nothing(), pump, events, adjustments
 
 
-def _nothing() -> Iterator[bytes]:
+def _nothing() -> Generator[bytes, None, None]:
     yield from ()
 
 
@@ -503,7 +503,7 @@ class _Replay:
         return self._response
 
 
-def _models_list(client: _Base, target: Target, status: int, headers: Mapping[str, str],
+def _models_list(client: _Base, target: Target, status: int, headers: Headers,
                  raw: bytes) -> list[dict[str, Any]]:
     if status >= 300:
         raise client._error(target, status, headers, raw)
@@ -665,7 +665,8 @@ class AsyncChatStream:
             await chunks.aclose()
         self.response = client._stamp(response, send, adjustments)
 
-    async def _open(self, target: Target) -> tuple[Any, _Pump, list[StreamEvent], list[str]]:
+    async def _open(self, target: Target) -> tuple[AsyncGenerator[bytes, None], _Pump, list[StreamEvent],
+                                                   list[str]]:
         """Send, check the status, and read until the first event (retry is still possible)."""
         client = self._client
         body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._timeout)
@@ -693,6 +694,6 @@ class AsyncChatStream:
         return _empty(), pump, events, adjustments
 
 
-async def _empty() -> AsyncIterator[bytes]:
+async def _empty() -> AsyncGenerator[bytes, None]:
     return
     yield b""  # pragma: no cover - makes this an async generator

@@ -66,7 +66,8 @@ __all__ = [
 class HumanError(Exception):
     """Root of every error `human` raises on purpose."""
 
-    retryable: ClassVar[bool] = False
+    #: The class's answer to "may the same request succeed if sent again?"
+    retry_by_default: ClassVar[bool] = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -78,6 +79,11 @@ class HumanError(Exception):
     def __repr__(self) -> str:
         # From .message, not .args: the message may have been scrubbed after construction.
         return f"{type(self).__name__}({self.message!r})"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether sending the same request again may succeed (the retry plan asks this)."""
+        return self.retry_by_default
 
 
 # ---- configuration ----------------------------------------------------------------
@@ -150,7 +156,7 @@ class APIError(HumanError):
 class APIConnectionError(APIError):
     """The server could not be reached, or the connection broke."""
 
-    retryable = True
+    retry_by_default = True
 
 
 class APITimeoutError(APIConnectionError):
@@ -215,7 +221,7 @@ class RateLimitError(APIStatusError):
         super().__init__(message, **kw)
         self.quota_exhausted = quota_exhausted
 
-    @property  # type: ignore[override]
+    @property
     def retryable(self) -> bool:
         return not self.quota_exhausted
 
@@ -223,7 +229,7 @@ class RateLimitError(APIStatusError):
 class ServerError(APIStatusError):
     """5xx: the server failed; often worth another try."""
 
-    retryable = True
+    retry_by_default = True
 
 
 class CircuitOpenError(APIError):
@@ -241,7 +247,7 @@ class BadResponseError(APIError):
         self._retryable = retryable
         self.body_preview = body_preview
 
-    @property  # type: ignore[override]
+    @property
     def retryable(self) -> bool:
         return self._retryable
 

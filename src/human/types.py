@@ -13,7 +13,7 @@ import json
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Literal, Union
 
 from .errors import ToolArgumentsError
 
@@ -158,19 +158,19 @@ class ChatResponse:
 
 @dataclass(frozen=True, slots=True)
 class ContentDelta:
-    type: ClassVar[str] = "content"
+    type: ClassVar[Literal["content"]] = "content"
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
-    type: ClassVar[str] = "reasoning"
+    type: ClassVar[Literal["reasoning"]] = "reasoning"
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStart:
-    type: ClassVar[str] = "tool_call_start"
+    type: ClassVar[Literal["tool_call_start"]] = "tool_call_start"
     index: int
     id: str | None
     name: str
@@ -178,30 +178,31 @@ class ToolCallStart:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    type: ClassVar[str] = "tool_call_delta"
+    type: ClassVar[Literal["tool_call_delta"]] = "tool_call_delta"
     index: int
     arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDone:
-    type: ClassVar[str] = "tool_call_done"
+    type: ClassVar[Literal["tool_call_done"]] = "tool_call_done"
     index: int
     tool_call: ToolCall
 
 
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
-    type: ClassVar[str] = "usage"
+    type: ClassVar[Literal["usage"]] = "usage"
     usage: Usage
 
 
 @dataclass(frozen=True, slots=True)
 class FinishEvent:
-    type: ClassVar[str] = "finish"
+    type: ClassVar[Literal["finish"]] = "finish"
     finish_reason: str | None
 
 
+# A union discriminated by `type`: `if event.type == "content": event.text` type-checks.
 StreamEvent = Union[
     ContentDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallDone, UsageEvent, FinishEvent
 ]

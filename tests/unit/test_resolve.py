@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from human.config import load_config
-from human.config.resolve import endpoint_url, resolve
+from human.config.target import endpoint_url, resolve
 from human.errors import ConfigError, MissingCredentialError, UnknownProviderError
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 
@@ -21,7 +22,7 @@ __all__ = ["main"]
 def _options(suppress: bool) -> argparse.ArgumentParser:
     """--config and --debug, accepted before and after the command. The command's copies
     default to SUPPRESS so they do not overwrite a value given before the command."""
-    default: dict[str, object] = {"default": argparse.SUPPRESS} if suppress else {}
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--config", metavar="PATH", help="use this config file only (else ~/.human/config.json "
                         "overlaid by ./.human/config.json, or $HU_CONFIG_PATH)", **default)

@@ -34,8 +34,8 @@ def ask(client: Client, messages: list[dict[str, Any]], args: argparse.Namespace
                     out.stderr.write(out.clean(event.text))
         finally:
             stream.close()
+        assert stream.response is not None
         response = stream.response
-        assert response is not None
         _print_tool_calls(response, out)
         out.newline_if_needed()
     if args.usage:

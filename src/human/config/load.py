@@ -94,7 +94,8 @@ class Config:
         """The `providers[]` entry named exactly `name` (first match wins)."""
         for entry in self.data.get("providers", ()):
             if entry.get("name") == name:
-                return entry
+                found: dict[str, Any] = entry
+                return found
         return None
 
     @property
@@ -103,11 +104,13 @@ class Config:
 
     @property
     def timeouts(self) -> Mapping[str, float | None]:
-        return self.data.get("timeouts", {})
+        timeouts: Mapping[str, float | None] = self.data.get("timeouts", {})
+        return timeouts
 
     @property
     def limits(self) -> Mapping[str, int]:
-        return self.data.get("limits", {})
+        limits: Mapping[str, int] = self.data.get("limits", {})
+        return limits
 
     @property
     def reliability(self) -> Reliability:
@@ -134,7 +137,8 @@ class Config:
 def schema() -> dict[str, Any]:
     """The JSON Schema of the config file, as shipped in the package."""
     text = resources.files("human.config").joinpath("config.schema.json").read_text("utf-8")
-    return json.loads(text)
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import (
     APIStatusError,
@@ -25,9 +25,15 @@ from ..errors import (
 )
 from .secret import scrub
 
-__all__ = ["classify", "parse_retry_after", "request_id"]
+__all__ = ["Headers", "classify", "parse_retry_after", "request_id"]
 
-Headers = Mapping[str, str]
+
+
+class Headers(Protocol):
+    """Response headers as both transports hand them over: a case-insensitive `.get`."""
+
+    def get(self, name: str, /) -> str | None: ...
+
 
 _CONTEXT_CODES = {"context_length_exceeded", "context_window_exceeded", "string_above_max_length"}
 _CONTEXT_TEXT = re.compile(

@@ -116,7 +116,7 @@ class Plan:
                     if not isinstance(outcome, BaseException):
                         self.breaker.record(provider, True, self.now())
                         return outcome, send
-                    error = outcome
+                    error = outcome if isinstance(outcome, HumanError) else _unexpected(outcome)
                     attempts.append(Attempt(provider, model, error))
                     if isinstance(error, ContextLengthError) or not _worth_another(error):
                         break
@@ -149,13 +149,19 @@ class Plan:
             return None
 
     def _wait(self, error: HumanError, try_number: int) -> float | None:
-        retry_after = getattr(error, "retry_after", None)
+        retry_after: float | None = getattr(error, "retry_after", None)
         if retry_after is not None:
             if retry_after > self.policy.max_retry_after_s:
                 return None  # the server wants longer than we may wait: move on
             return retry_after
-        backoff = min(self.policy.max_backoff_s, self.policy.backoff_s * (2**try_number))
-        return backoff / 2 + self.random() * backoff / 2  # "equal jitter"
+        backoff: float = min(self.policy.max_backoff_s, self.policy.backoff_s * (2**try_number))
+        jitter: float = self.random()
+        return backoff / 2 + jitter * backoff / 2  # "equal jitter"
+
+
+def _unexpected(outcome: BaseException) -> HumanError:
+    """Drivers send HumanErrors only; anything else is a bug in a driver: raise it."""
+    raise outcome
 
 
 def _worth_another(error: HumanError) -> bool:
