@@ -3,7 +3,7 @@ a time: the table rows, the exit code, the saved profile, and what a later `Clie
 call to that endpoint then changes (and reports) because of it.
 
 The fake answers in order, so `script()` queues replies in the order doctor sends its
-probes (human/doctor.py: GET /models, max_tokens, max_completion_tokens, stream,
+probes (human/doctor/probe.py: GET /models, max_tokens, max_completion_tokens, stream,
 stream usage, content parts, tools, tool stream, json_object, json_schema).
 """
 
@@ -523,7 +523,7 @@ def test_scan_with_nothing_listening_finds_nothing():
 
 
 def test_naming_a_provider_skips_the_scan(fake, cfg, capsys, monkeypatch):
-    monkeypatch.setattr(doctor, "scan_local", lambda *a, **k: pytest.fail("scanned"))
+    monkeypatch.setattr(doctor.probe, "scan_local", lambda *a, **k: pytest.fail("scanned"))
     script(fake)
     code, out, _ = doctor_run(capsys, "--config", str(cfg), "--provider", "local")
     assert code == 0 and "local servers" not in out

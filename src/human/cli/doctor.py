@@ -7,8 +7,10 @@ Exit code 0 when no row failed, 1 otherwise (2, as everywhere, for a usage error
 from __future__ import annotations
 
 import argparse
+import os
 
 from .. import doctor
+from ..discover import servers_from_env
 from .output import Output
 from .table import table
 
@@ -20,7 +22,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         model=args.model,
         save=not args.no_save,
         timeout=args.timeout,
-        local_servers=doctor.LOCAL_SERVERS,
+        local_servers=servers_from_env(os.environ, doctor.LOCAL_SERVERS),
         announce=out.info,
     )
     if args.json:
