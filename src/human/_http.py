@@ -83,19 +83,21 @@ def _where(url: str) -> str:
 
 
 def _connection_error(exc: BaseException, url: str, during: str) -> APIConnectionError:
+    # No advice here: whether the URL is the user's to fix is known only above (issue 11).
+    reason = ""
     if isinstance(exc, ConnectionRefusedError):
-        text = f"connection refused by {_where(url)} (is the server running on that port?)"
+        text, reason = f"connection refused by {_where(url)} (is the server running on that port?)", "refused"
     elif isinstance(exc, socket.gaierror):
-        text = f"cannot resolve the host of {_where(url)} ({exc.strerror}); check base_url"
+        text, reason = f"cannot resolve the host of {_where(url)} ({exc.strerror})", "dns"
     elif isinstance(exc, ssl.SSLError):
-        text = f"TLS failed with {_where(url)}: {exc.reason or exc}"
+        text, reason = f"TLS failed with {_where(url)}: {exc.reason or exc}", "tls"
     elif isinstance(exc, (http.client.IncompleteRead, http.client.RemoteDisconnected)):
-        text = f"the server closed the connection {during} ({_where(url)})"
+        text, reason = f"the server closed the connection {during} ({_where(url)})", "closed"
     elif isinstance(exc, ConnectionResetError):
-        text = f"the connection was reset {during} ({_where(url)})"
+        text, reason = f"the connection was reset {during} ({_where(url)})", "reset"
     else:
         text = f"connection to {_where(url)} failed {during}: {type(exc).__name__}: {exc}"
-    return APIConnectionError(text)
+    return APIConnectionError(text, reason=reason)
 
 
 # ---- sync ------------------------------------------------------------------------------
@@ -364,12 +366,13 @@ def _async_connection_error(exc: BaseException, url: str, during: str) -> APICon
 
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError):
         return _connection_error(exc.os_error, url, during)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError if hasattr(aiohttp, "ClientConnectorDNSError") else ()):
-        return APIConnectionError(f"cannot resolve the host of {_where(url)}; check base_url")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError if hasattr(aiohttp, "ClientConnectorDNSError") else ()) or (
+            isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror)):
+        return APIConnectionError(f"cannot resolve the host of {_where(url)}", reason="dns")
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
-        return APIConnectionError(f"the server closed the connection {during} ({_where(url)})")
+        return APIConnectionError(f"the server closed the connection {during} ({_where(url)})", reason="closed")
     if isinstance(exc, aiohttp.ClientOSError) and isinstance(exc.__cause__ or exc, ConnectionResetError):
-        return APIConnectionError(f"the connection was reset {during} ({_where(url)})")
+        return APIConnectionError(f"the connection was reset {during} ({_where(url)})", reason="reset")
     return _connection_error(exc, url, during)
 
 

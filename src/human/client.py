@@ -18,9 +18,10 @@ import dataclasses
 import logging
 import random as _random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._http import AsyncTransport, Deadlines, SyncTransport
 from .config import Config, Target, Timeouts, load_config, resolve
@@ -31,15 +32,24 @@ from .core.secret import Secret, scrub
 from .core.sse import SSEDecoder
 from .core.stream import StreamAssembler
 from .core.wire import NOT_GIVEN, NotGiven, build_body, encode
-from .errors import APIError, BadResponseError, ClientClosedError, HumanError
+from .errors import APIError, APITimeoutError, BadResponseError, ClientClosedError, HumanError
 from .profile import changes_for, warn_once
 from .types import ChatResponse, ContentDelta, FinishEvent, ReasoningDelta, StreamEvent, ToolCallDone, UsageEvent
 
-__all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client"]
+if TYPE_CHECKING:
+    from .discover import Found
+
+__all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client", "Progress"]
 
 log = logging.getLogger("human.client")
 
+# A number bounds the whole call: every attempt, retry and wait (README "Timeouts and
+# limits"). A mapping or a `Timeouts` sets the per-exchange limits (connect, first_byte,
+# idle, total) instead.
 TimeoutArg = float | Mapping[str, float | None] | Timeouts | None
+# Called with each action the client is about to perform: `Send` before a request goes
+# out, `Sleep` before a wait between tries (the CLI's status line is made from these).
+Progress = Callable[[Send | Sleep], None]
 
 _OPTIONS = (
     "temperature", "max_tokens", "tools", "tool_choice", "parallel_tool_calls", "response_format",
@@ -102,6 +112,7 @@ class _Base:
         clock: Any = None,
         random: Any = None,
         profiles: bool = True,
+        progress: Progress | None = None,
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
         self._profiles = profiles  # apply what `human doctor` saved (human/profile.py)
@@ -110,6 +121,7 @@ class _Base:
         self._api_key = api_key
         self._base_url = base_url
         self._timeout = timeout
+        self._progress = progress
         self._reliability = reliability = self.config.reliability
         self._policy = RetryPolicy(
             retries=reliability.provider_retries if retries is None else retries,
@@ -125,12 +137,19 @@ class _Base:
         self._targets: dict[tuple[str | None, str | None], Target] = {}
         self._changes: dict[tuple[str, str, str], Any] = {}  # profile drop/rename, read once per endpoint
         self._closed = False
+        self.discovered: Found | None = None  # the local server the zero-config start chose
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self._provider!r}, model={self._model!r})"
 
-    def target(self, provider: str | None = None, model: str | None = None, *, require_key: bool = True) -> Target:
-        """Where a request with these settings would go (resolved once, then cached)."""
+    def target(self, provider: str | None = None, model: str | None = None, *, require_key: bool = True,
+               discover: bool = True) -> Target:
+        """Where a request with these settings would go (resolved once, then cached).
+
+        With no provider given or configured, the first local server found on its default
+        port is used (`human.discover`), once per client; `discover=False` skips that."""
+        if discover and provider is None and self._provider is None:
+            self._discover()
         key = (provider or self._provider, model or self._model)
         cached = self._targets.get(key)
         if cached is not None:
@@ -148,9 +167,26 @@ class _Base:
             self._targets[key] = target
         return target
 
+    def _discover(self) -> None:
+        """The zero-config start: nothing configured, so use the first local server that
+        lists a model (never a cloud provider), and say so once on the log."""
+        from .discover import find_local, no_server_error, servers_from_env
+
+        env = self.config.env
+        found = find_local(env)
+        if found is None or not found.models:
+            raise no_server_error(servers_from_env(env))
+        self._provider = found.provider or f"custom:{found.base_url}"
+        self._base_url = found.base_url if found.provider else None
+        self._model = self._model or self.config.default_model or found.models[0]
+        self.discovered = found
+        log.warning("%s", found.announce(self._provider, self._model))
+
     def dry_run(self, messages: Any, *, stream: bool = False, **options: Any) -> dict[str, Any]:
-        """What would be sent, secrets masked, without sending anything."""
-        target = self.target(options.pop("provider", None), options.pop("model", None), require_key=False)
+        """What would be sent, secrets masked, without sending anything (not even a look
+        for a local server: with nothing configured, name a provider)."""
+        target = self.target(options.pop("provider", None), options.pop("model", None), require_key=False,
+                             discover=False)
         options = _pick(options, options.pop("temperature", NOT_GIVEN))
         drop, rename = self._profile_changes(target)
         body, adjustments = build_body(target, messages, stream=stream, drop=drop, rename=rename, **options)
@@ -166,7 +202,8 @@ class _Base:
             "notes": list(target.notes),
         }
 
-    def _plan(self, provider: str | None, model: str | None, retries: int | None) -> Plan:
+    def _plan(self, provider: str | None, model: str | None, retries: int | None, deadline: float | None = None,
+              ) -> Plan:
         first = self.target(provider, model)
         reliability = self._reliability
         providers = [first.provider, *(p for p in reliability.fallback_providers if p != first.provider)]
@@ -181,6 +218,7 @@ class _Base:
             now=self._clock,
             random=self._random,
             first_target=first,
+            deadline=deadline,
         )
 
     def _profile_changes(self, target: Target) -> Any:
@@ -201,9 +239,9 @@ class _Base:
         plan = self._plan(provider, model, retries).run()
         return next(plan), plan
 
-    def _replan(self, provider: str | None, model: str | None, retries: int | None) -> Any:
+    def _replan(self, provider: str | None, model: str | None, retries: int | None, call: _CallTime) -> Any:
         """The plan after a first try made outside it failed: its first Send is that try."""
-        plan = self._plan(provider, model, retries).run()
+        plan = self._plan(provider, model, retries, call.ends).run()
         next(plan)
         return plan
 
@@ -215,7 +253,7 @@ class _Base:
         return response  # parsed for this very target and attempt 1: nothing to add
 
     def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
-                 timeout: TimeoutArg) -> tuple[bytes, list[str], Deadlines]:
+                 call: _CallTime) -> tuple[bytes, list[str], Deadlines]:
         drop, rename = self._profile_changes(target)
         body, adjustments = build_body(target, messages, stream=stream, drop=drop, rename=rename, **options)
         if adjustments:  # never silent: a warning once per process, and response.adjustments
@@ -223,12 +261,29 @@ class _Base:
         if log.isEnabledFor(logging.DEBUG):  # headers as display_headers shows them: key masked
             log.debug("POST %s stream=%s headers=%s adjustments=%s", target.url, stream,
                       target.display_headers(stream=stream), adjustments)
-        return encode(body), adjustments, self._deadlines(target, timeout)
+        return encode(body), adjustments, self._deadlines(target, call)
 
-    def _deadlines(self, target: Target, timeout: TimeoutArg = None) -> Deadlines:
-        """The target's timeouts, overridden by the client's, then by the call's."""
-        limits = _timeouts(target.timeouts, self._timeout, timeout)
-        return Deadlines(limits.connect, limits.first_byte, limits.idle, limits.total)
+    def _call_time(self, timeout: TimeoutArg) -> _CallTime:
+        """The call's limits: a number (the call's, else the client's) bounds the whole call."""
+        if timeout is None and self._timeout is None:
+            return _NO_LIMITS
+        whole = _whole(timeout)
+        if whole is None:
+            whole = _whole(self._timeout)
+        ends = None if whole is None else self._clock() + whole
+        return _CallTime(timeout, whole, ends, self._clock)
+
+    def _deadlines(self, target: Target, call: _CallTime | None = None) -> Deadlines:
+        """The target's timeouts, overridden by the client's, then by the call's; the
+        exchange's total is capped by what is left of the whole call's timeout."""
+        limits = _timeouts(target.timeouts, self._timeout, call.timeout if call else None)
+        total = limits.total
+        if call is not None and call.ends is not None:
+            left = call.ends - self._clock()
+            if left <= 0:
+                raise call.expired()
+            total = left if total is None else min(total, left)
+        return Deadlines(limits.connect, limits.first_byte, limits.idle, total)
 
     def _error(self, target: Target, status: int, headers: Headers, raw: bytes) -> APIError:
         return classify(status, headers, raw, provider=target.provider, model=target.model,
@@ -269,23 +324,59 @@ def _pick(options: dict[str, Any], temperature: Any = NOT_GIVEN) -> dict[str, An
 
 
 def _timeouts(base: Timeouts, *overrides: TimeoutArg) -> Timeouts:
+    """Per-exchange limits; a number is the whole call's timeout (see `_CallTime`)."""
     for override in overrides:
-        if override is None:
-            continue
         if isinstance(override, Timeouts):
             base = override
         elif isinstance(override, Mapping):
             base = base.merged(override)
-        else:
-            base = base.merged({"total": float(override)})
     return base
 
 
-def _stamp_error(exc: HumanError, target: Target) -> HumanError:
-    """Say who failed, and scrub what the server sent back before anyone can print it."""
+def _whole(timeout: TimeoutArg) -> float | None:
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        if timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout}")
+        return float(timeout)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CallTime:
+    """One call's time limits: the per-exchange overrides it passed, and the whole call's
+    timeout (`seconds`) with the moment it runs out (`ends`, on the client's clock)."""
+
+    timeout: TimeoutArg
+    seconds: float | None
+    ends: float | None
+    clock: Callable[[], float]
+
+    def expired(self) -> APITimeoutError:
+        seconds = self.seconds or 0.0
+        return APITimeoutError(f"no complete answer within the call's timeout of {seconds:g} s "
+                               "(every attempt and wait included)", kind="call", seconds=seconds)
+
+    def restate(self, exc: HumanError) -> HumanError:
+        """A per-exchange timeout that fired because the call's time ran out is the call's."""
+        if (self.ends is not None and isinstance(exc, APITimeoutError) and exc.kind != "call"
+                and self.clock() >= self.ends - 0.05):
+            error = self.expired()
+            error.provider, error.model, error.partial = exc.provider, exc.model, exc.partial
+            return error
+        return exc
+
+
+_NO_LIMITS = _CallTime(None, None, None, time.monotonic)
+
+
+def _stamp_error(exc: HumanError, target: Target, *, model: bool = True, call: _CallTime = _NO_LIMITS,
+                 ) -> HumanError:
+    """Say who failed, and scrub what the server sent back before anyone can print it.
+    (`model=False` for GET /models, which no model took part in.)"""
+    exc = call.restate(exc)
     if isinstance(exc, APIError):
         exc.provider = exc.provider or target.provider
-        exc.model = exc.model or target.model
+        exc.model = exc.model or (target.model if model else None)
         secrets = target.secrets()
         exc.message = scrub(exc.message, *secrets)
         exc.args = (exc.message,)
@@ -325,19 +416,22 @@ class Client(_Base):
         """Send a chat request and return the whole answer."""
         self._check_open()
         options = _pick(options, temperature)
+        call = self._call_time(timeout)
         action, plan = self._start(provider, model, retries)
         while True:
+            if self._progress is not None:
+                self._progress(action)
             if isinstance(action, Sleep):
                 self._sleep(action.seconds)
                 action = plan.send(None)
                 continue
             try:
-                outcome: Any = self._send(action.target, messages, options, timeout)
+                outcome: Any = self._send(action.target, messages, options, call)
             except HumanError as exc:
-                outcome = _stamp_error(exc, action.target)
+                outcome = _stamp_error(exc, action.target, call=call)
                 log.debug("attempt %d failed: %s", action.attempt, outcome)
                 if plan is None:
-                    plan = self._replan(provider, model, retries)
+                    plan = self._replan(provider, model, retries, call)
             else:
                 if plan is None:
                     return self._first_time(outcome, action)
@@ -348,8 +442,8 @@ class Client(_Base):
                 return self._stamp(response, send, adjustments)
 
     def _send(self, target: Target, messages: Any, options: Mapping[str, Any],
-              timeout: TimeoutArg) -> tuple[ChatResponse, list[str]]:
-        body, adjustments, deadlines = self._request(target, messages, False, options, timeout)
+              call: _CallTime) -> tuple[ChatResponse, list[str]]:
+        body, adjustments, deadlines = self._request(target, messages, False, options, call)
         exchange = self._transport.send("POST", target.url, target.request_headers(), body, deadlines,
                                         target.max_response_bytes)
         raw = exchange.read()
@@ -364,16 +458,20 @@ class Client(_Base):
         `.response` holds the assembled answer."""
         self._check_open()
         options = _pick(options, temperature)
-        return ChatStream(self, self._plan(provider, model, retries), messages, options, timeout)
+        call = self._call_time(timeout)
+        return ChatStream(self, self._plan(provider, model, retries, call.ends), messages, options, call)
 
     def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""
         target = self.target(provider, require_key=False)
         deadlines = self._deadlines(target)
-        exchange = self._transport.send("GET", target.models_url, target.request_headers(), None, deadlines,
-                                        target.max_response_bytes)
-        raw = exchange.read()
-        return _models_list(self, target, exchange.status, exchange.headers, raw)
+        try:
+            exchange = self._transport.send("GET", target.models_url, target.request_headers(), None, deadlines,
+                                            target.max_response_bytes)
+            raw = exchange.read()
+            return _models_list(self, target, exchange.status, exchange.headers, raw)
+        except HumanError as exc:
+            raise _stamp_error(exc, target, model=False) from None
 
     def close(self) -> None:
         self._closed = True
@@ -391,9 +489,9 @@ class ChatStream:
     first event reaches you; after that a failure raises with `.partial` set."""
 
     def __init__(self, client: Client, plan: Plan, messages: Any, options: Mapping[str, Any],
-                 timeout: TimeoutArg) -> None:
+                 call: _CallTime) -> None:
         self._client, self._plan, self._messages = client, plan, messages
-        self._options, self._timeout = options, timeout
+        self._options, self._call = options, call
         self.response: ChatResponse | None = None
         self._iterator: Iterator[StreamEvent] | None = None
 
@@ -424,6 +522,8 @@ class ChatStream:
         plan = self._plan.run()
         action = next(plan)
         while True:
+            if client._progress is not None:
+                client._progress(action)
             if isinstance(action, Sleep):
                 client._sleep(action.seconds)
                 action = plan.send(None)
@@ -432,7 +532,7 @@ class ChatStream:
             try:
                 chunks, pump, first, adjustments = self._open(target)
             except HumanError as exc:
-                action = plan.send(_stamp_error(exc, target))
+                action = plan.send(_stamp_error(exc, target, call=self._call))
                 continue
             break
         try:
@@ -449,7 +549,7 @@ class ChatStream:
         except HumanError as exc:
             if isinstance(exc, APIError) and exc.partial is None:
                 exc.partial = pump.assembler.partial()
-            raise _stamp_error(exc, target) from None
+            raise _stamp_error(exc, target, call=self._call) from None
         finally:
             chunks.close()
         self.response = client._stamp(response, send, adjustments)
@@ -457,7 +557,7 @@ class ChatStream:
     def _open(self, target: Target) -> tuple[Generator[bytes, None, None], _Pump, list[StreamEvent], list[str]]:
         """Send, check the status, and read until the first event (retry is still possible)."""
         client = self._client
-        body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._timeout)
+        body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._call)
         exchange = client._transport.send("POST", target.url, target.request_headers(stream=True), body,
                                           deadlines, target.max_stream_bytes)
         if exchange.status >= 300:
@@ -534,19 +634,22 @@ class AsyncClient(_Base):
         """Send a chat request and return the whole answer."""
         self._check_open()
         options = _pick(options, temperature)
+        call = self._call_time(timeout)
         action, plan = self._start(provider, model, retries)
         while True:
+            if self._progress is not None:
+                self._progress(action)
             if isinstance(action, Sleep):
                 await self._sleep(action.seconds)
                 action = plan.send(None)
                 continue
             try:
-                outcome: Any = await self._send(action.target, messages, options, timeout)
+                outcome: Any = await self._send(action.target, messages, options, call)
             except HumanError as exc:
-                outcome = _stamp_error(exc, action.target)
+                outcome = _stamp_error(exc, action.target, call=call)
                 log.debug("attempt %d failed: %s", action.attempt, outcome)
                 if plan is None:
-                    plan = self._replan(provider, model, retries)
+                    plan = self._replan(provider, model, retries, call)
             else:
                 if plan is None:
                     return self._first_time(outcome, action)
@@ -557,8 +660,8 @@ class AsyncClient(_Base):
                 return self._stamp(response, send, adjustments)
 
     async def _send(self, target: Target, messages: Any, options: Mapping[str, Any],
-                    timeout: TimeoutArg) -> tuple[ChatResponse, list[str]]:
-        body, adjustments, deadlines = self._request(target, messages, False, options, timeout)
+                    call: _CallTime) -> tuple[ChatResponse, list[str]]:
+        body, adjustments, deadlines = self._request(target, messages, False, options, call)
         exchange = await self._transport.send("POST", target.url, target.request_headers(), body, deadlines,
                                               target.max_response_bytes)
         raw = await exchange.read()
@@ -573,16 +676,20 @@ class AsyncClient(_Base):
         loop, `.response` holds the assembled answer."""
         self._check_open()
         options = _pick(options, temperature)
-        return AsyncChatStream(self, self._plan(provider, model, retries), messages, options, timeout)
+        call = self._call_time(timeout)
+        return AsyncChatStream(self, self._plan(provider, model, retries, call.ends), messages, options, call)
 
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""
         target = self.target(provider, require_key=False)
         deadlines = self._deadlines(target)
-        exchange = await self._transport.send("GET", target.models_url, target.request_headers(), None,
-                                              deadlines, target.max_response_bytes)
-        raw = await exchange.read()
-        return _models_list(self, target, exchange.status, exchange.headers, raw)
+        try:
+            exchange = await self._transport.send("GET", target.models_url, target.request_headers(), None,
+                                                  deadlines, target.max_response_bytes)
+            raw = await exchange.read()
+            return _models_list(self, target, exchange.status, exchange.headers, raw)
+        except HumanError as exc:
+            raise _stamp_error(exc, target, model=False) from None
 
     async def close(self) -> None:
         self._closed = True
@@ -599,9 +706,9 @@ class AsyncChatStream:
     """The async twin of `ChatStream`."""
 
     def __init__(self, client: AsyncClient, plan: Plan, messages: Any, options: Mapping[str, Any],
-                 timeout: TimeoutArg) -> None:
+                 call: _CallTime) -> None:
         self._client, self._plan, self._messages = client, plan, messages
-        self._options, self._timeout = options, timeout
+        self._options, self._call = options, call
         self.response: ChatResponse | None = None
         self._iterator: AsyncIterator[StreamEvent] | None = None
 
@@ -632,6 +739,8 @@ class AsyncChatStream:
         plan = self._plan.run()
         action = next(plan)
         while True:
+            if client._progress is not None:
+                client._progress(action)
             if isinstance(action, Sleep):
                 await client._sleep(action.seconds)
                 action = plan.send(None)
@@ -640,7 +749,7 @@ class AsyncChatStream:
             try:
                 chunks, pump, first, adjustments = await self._open(target)
             except HumanError as exc:
-                action = plan.send(_stamp_error(exc, target))
+                action = plan.send(_stamp_error(exc, target, call=self._call))
                 continue
             break
         try:
@@ -660,7 +769,7 @@ class AsyncChatStream:
         except HumanError as exc:
             if isinstance(exc, APIError) and exc.partial is None:
                 exc.partial = pump.assembler.partial()
-            raise _stamp_error(exc, target) from None
+            raise _stamp_error(exc, target, call=self._call) from None
         finally:
             await chunks.aclose()
         self.response = client._stamp(response, send, adjustments)
@@ -669,7 +778,7 @@ class AsyncChatStream:
                                                    list[str]]:
         """Send, check the status, and read until the first event (retry is still possible)."""
         client = self._client
-        body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._timeout)
+        body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._call)
         exchange = await client._transport.send("POST", target.url, target.request_headers(stream=True), body,
                                                 deadlines, target.max_stream_bytes)
         if exchange.status >= 300:

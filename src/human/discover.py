@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-__all__ = ["LOCAL_SERVERS", "Found", "LocalServer", "find_local", "knock", "scan", "servers_from_env"]
+__all__ = [
+    "LOCAL_SERVERS", "Found", "LocalServer", "find_local", "knock", "no_server_error", "scan", "servers_from_env",
+]
 
 PORTS_VARIABLE = "HUMAN_LOCAL_PORTS"
 
@@ -59,6 +61,15 @@ class Found:
     def usable(self) -> bool:
         """It lists at least one model, so a chat can name one."""
         return bool(self.models)
+
+    def announce(self, provider: str, model: str) -> str:
+        """The one line that says what the zero-config start chose, and how to keep it."""
+        import shlex
+
+        keep = f"human config init --provider {shlex.quote(provider)} --model {shlex.quote(model)}"
+        listed = "the first model it lists" if self.models and self.models[0] == model else "the configured model"
+        return (f"no provider configured: using {self.name} at {self.base_url} with {model} ({listed}); "
+                f"to keep it: {keep}")
 
 
 def servers_from_env(env: Mapping[str, str], default: Sequence[LocalServer] = LOCAL_SERVERS,
@@ -101,6 +112,21 @@ def find_local(env: Mapping[str, str], servers: Sequence[LocalServer] | None = N
     model, or None. The zero-config start uses it with that server's first model."""
     chosen = servers_from_env(env) if servers is None else tuple(servers)
     return next((found for found in scan(chosen) if found.usable), None)
+
+
+def no_server_error(servers: Sequence[LocalServer]) -> ConfigError:
+    """Nothing configured and nothing found: the two ways to configure a provider."""
+    if servers:
+        tried = ", ".join(f"{server.name} :{server.port}" for server in servers)
+        looked = f"no local server answered with a model list on 127.0.0.1 ({tried})"
+    else:
+        looked = f"no local server was looked for ({PORTS_VARIABLE} is empty)"
+    return ConfigError(
+        f"no provider configured, and {looked}. Configure one: run `human config init` (asks for the "
+        "provider, model and key), or set HUMAN_PROVIDER and HUMAN_MODEL (plus the provider's key "
+        "variable, e.g. GROQ_API_KEY, or `human keys set PROVIDER`); or start a local server on its "
+        "default port"
+    )
 
 
 def knock(server: LocalServer, host: str = "127.0.0.1", connect_timeout: float = 0.3,

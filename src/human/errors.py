@@ -6,7 +6,7 @@
     │   └── MissingCredentialError      names the env var and the config key to set
     ├── APIError                        .provider .model .status .request_id .partial
     │   ├── APIConnectionError          refused, reset, DNS, TLS
-    │   │   └── APITimeoutError         .kind: connect | first_byte | idle | total
+    │   │   └── APITimeoutError         .kind: connect | first_byte | idle | total | call
     │   ├── APIStatusError              .status .body .error_type .code .param
     │   │   ├── BadRequestError         400 / 422
     │   │   │   └── ContextLengthError  the prompt does not fit the model's window
@@ -154,18 +154,40 @@ class APIError(HumanError):
 
 
 class APIConnectionError(APIError):
-    """The server could not be reached, or the connection broke."""
+    """The server could not be reached, or the connection broke.
+
+    `reason` says how, when the transport knows: "dns" (the host name does not resolve),
+    "tls" (the handshake or the certificate failed), "refused", "reset", "closed", or "".
+    A name that does not resolve and a certificate that does not verify will not fix
+    themselves within the seconds a retry waits, so those two are not retried (another
+    provider may still be tried); a refused, reset or closed connection often is a
+    restart or a load balancer's hiccup, so those are.
+    """
 
     retry_by_default = True
+    _PERMANENT: ClassVar[frozenset[str]] = frozenset({"dns", "tls"})
+
+    def __init__(self, message: str, *, reason: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.reason = reason
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason not in self._PERMANENT
 
 
 class APITimeoutError(APIConnectionError):
-    """A deadline passed. `kind` is connect, first_byte, idle or total."""
+    """A deadline passed. `kind` is connect, first_byte, idle, total (one exchange), or
+    call (the whole call's `timeout=`, every attempt and wait included: not retried)."""
 
     def __init__(self, message: str, *, kind: str, seconds: float | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.kind = kind
         self.seconds = seconds
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind != "call"
 
 
 class APIStatusError(APIError):

@@ -11,6 +11,8 @@ The chain is every model (the requested one, then its `model_fallbacks`) crossed
 every provider (the primary, then `fallback_providers`), in that order. Per target:
 up to `retries + 1` tries, waiting between them for the server's Retry-After (seconds,
 HTTP date or retry-after-ms) when it gave one, else exponential backoff with jitter.
+With a `deadline` (the call's `timeout=`), no try starts after it and no wait is begun
+that would end after it.
 
     error                               same target     next provider     next model
     retryable (429, 5xx, timeouts,      yes             after its tries   after all providers
@@ -50,8 +52,15 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
+    """Wait before the next try of the same target. `error` is what the last try raised,
+    `attempt` the number of the try that follows and `tries` how many the target gets
+    (so a caller can say "retrying in 2.0 s (attempt 2/3)")."""
+
     seconds: float
     reason: str
+    error: HumanError | None = None
+    attempt: int = 0
+    tries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,9 @@ class Plan:
     now: Callable[[], float] = lambda: 0.0
     random: Callable[[], float] = lambda: 0.5
     first_target: Any = None  # already resolved by the caller (its errors raise directly)
+    # When the whole call must end (on the `now` clock), or None. Past it no try starts
+    # and no wait begins that would end after it: the call's timeout covers retries too.
+    deadline: float | None = None
 
     def run(self) -> Generator[Send | Sleep, Any, tuple[Any, Send]]:
         attempts: list[Attempt] = []
@@ -111,6 +123,8 @@ class Plan:
                     continue
                 error: HumanError | None = None
                 for try_number in range(self.policy.retries + 1):
+                    if attempts and self.deadline is not None and self.now() >= self.deadline:
+                        raise _final(attempts)
                     send = Send(target, len(attempts) + 1)
                     outcome = yield send
                     if not isinstance(outcome, BaseException):
@@ -127,7 +141,10 @@ class Plan:
                         break
                     if self.policy.budget_s is not None and slept + wait > self.policy.budget_s:
                         raise _final(attempts)
-                    yield Sleep(wait, f"{type(error).__name__} from {provider}")
+                    if self.deadline is not None and self.now() + wait >= self.deadline:
+                        raise _final(attempts)  # the wait alone would outlast the call's timeout
+                    yield Sleep(wait, f"{type(error).__name__} from {provider}", error, try_number + 2,
+                                self.policy.retries + 1)
                     slept += wait
                 # Only failures of the provider count against it; a 400 or a 401 shows
                 # that it is up and answering.
