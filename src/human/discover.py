@@ -72,13 +72,13 @@ class Found:
                 f"to keep it: {keep}")
 
 
-def servers_from_env(env: Mapping[str, str], default: Sequence[LocalServer] = LOCAL_SERVERS,
+def servers_from_env(env: Mapping[str, str], default: Sequence[LocalServer] | None = None,
                      ) -> tuple[LocalServer, ...]:
     """The ports to try: `HUMAN_LOCAL_PORTS` ("11434,8080"; "none" or "" for none) when
     set, else `default`. A port of the default list keeps its server's name."""
     raw = env.get(PORTS_VARIABLE)
     if raw is None:
-        return tuple(default)
+        return tuple(LOCAL_SERVERS if default is None else default)
     if raw.strip().lower() in ("", "none", "0"):
         return ()
     known = {server.port: server for server in LOCAL_SERVERS}
