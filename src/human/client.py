@@ -180,7 +180,7 @@ class _Base:
         self._base_url = found.base_url if found.provider else None
         self._model = self._model or self.config.default_model or found.models[0]
         self.discovered = found
-        log.warning("%s", found.announce(self._provider, self._model))
+        log.warning("%s", found.announce(self._provider, self._model), extra={"human_notice": True})
 
     def dry_run(self, messages: Any, *, stream: bool = False, **options: Any) -> dict[str, Any]:
         """What would be sent, secrets masked, without sending anything (not even a look

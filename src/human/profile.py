@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Profile", "changes_for", "load_profile", "profile_path", "save_profile", "state_dir", "warn_once"]
+__all__ = [
+    "Profile", "changes_for", "load_profile", "profile_path", "remember", "save_profile", "state_dir", "warn_once",
+]
 
 log = logging.getLogger("human.profile")
 
@@ -183,6 +185,22 @@ def save_profile(profile: Profile) -> Path:
         raise
     _cache.pop(str(path), None)
     return path
+
+
+def remember(provider: str, base_url: str, model: str, **learned: bool | None) -> Path:
+    """Record what a normal request just taught about this endpoint (e.g. the server
+    rejected `stream_options`: `remember(..., accepts_stream_options=False)`), keeping
+    the rest of its profile. `human doctor` still overwrites the whole profile."""
+    from datetime import datetime, timezone
+
+    names = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(learned) - names)
+    if unknown:
+        raise TypeError(f"unknown profile field(s): {', '.join(unknown)}")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    profile = load_profile(provider, base_url, model) or Profile(provider, base_url, model, now)
+    values: dict[str, Any] = dict(learned)
+    return save_profile(dataclasses.replace(profile, **values))
 
 
 def _file() -> str:

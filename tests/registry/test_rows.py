@@ -71,6 +71,7 @@ def a_valid_row(**changes: object) -> dict:
         "api_key_env": "EXAMPLE_API_KEY", "requires_key": True, "local": False, "auth": "bearer",
         "headers": {}, "query": {}, "token_field": "max_tokens", "stream_usage": False,
         "docs_url": "https://docs.example.test", "source": "test", "reference_base_url": None, "notes": "",
+        "default_model": None, "default_model_source": "",
     }
     row.update(changes)
     return row
@@ -299,6 +300,8 @@ def test_row_from_mapping_rejects_a_missing_field():
         ({"base_url": "ftp://example.test"}, "base_url"),
         ({"api_key_env": "NOT A NAME"}, "api_key_env"),
         ({"reference_base_url": ""}, "reference_base_url"),
+        ({"default_model": ""}, "default_model"),
+        ({"default_model": "m-1", "default_model_source": ""}, "default_model_source"),
     ],
 )
 def test_row_from_mapping_rejects_bad_values_naming_the_field(change: dict, field: str):
@@ -309,3 +312,13 @@ def test_row_from_mapping_rejects_bad_values_naming_the_field(change: dict, fiel
 def test_needs_base_url_detects_placeholders():
     assert row_from_mapping(a_valid_row(base_url="https://{resource}.example.test/v1"), where="row").needs_base_url
     assert not row_from_mapping(a_valid_row(), where="row").needs_base_url
+
+
+def test_a_documented_default_model_carries_its_source():
+    """Rows with a default_model say which vendor page documents it (issue 11)."""
+    rows = [row for row in ROWS if row.default_model is not None]
+    assert rows, "the registry should name a default model where vendors document one"
+    for row in rows:
+        assert row.default_model.strip() == row.default_model
+        assert "http" in row.default_model_source, row.name
+    assert all(row.default_model is None for row in ROWS if row.local)  # a local server has no fixed model

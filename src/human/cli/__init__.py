@@ -4,17 +4,20 @@ arguments and turns every failure into one clear line and an exit code:
     0 success · 1 the API call failed · 2 usage or configuration error · 130 interrupted
 
 Tracebacks appear only with --debug. Everything printed passes through `secrets.scrub`
-so a key cannot reach the terminal even if a server echoes it back.
+so a key cannot reach the terminal even if a server echoes it back; the library's log
+records go through the same `Output` (each warning printed once).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from .output import Output
 
 __all__ = ["main"]
 
@@ -52,8 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print the full response object as JSON")
     chat.add_argument("--usage", action="store_true", help="print token usage to stderr")
     chat.add_argument("--reasoning", action="store_true", help="print the model's reasoning to stderr")
-    chat.add_argument("--timeout", type=float, help="total timeout in seconds")
-    chat.add_argument("--dry-run", action="store_true", help="print URL, headers (key masked) and body; send nothing")
+    chat.add_argument("--timeout", type=float, metavar="SECONDS",
+                      help="the whole call, every retry and wait included")
+    chat.add_argument("--dry-run", action="store_true",
+                      help="print URL, headers (key masked) and body; send nothing (in a terminal without a "
+                           "prompt: the interactive chat, printing each turn's request)")
 
     providers = commands.add_parser("providers", parents=[common], help="list providers, or show how one resolves")
     providers_sub = providers.add_subparsers(dest="action", metavar="ACTION")
@@ -76,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     config_sub.add_parser("validate", parents=[common], help="check the config; non-zero exit on errors")
     config_sub.add_parser("path", parents=[common], help="which files are read")
 
+    keys = commands.add_parser("keys", parents=[common], help="store, list and remove API keys (never in argv)")
+    keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    keys_set = keys_sub.add_parser("set", parents=[common], help="store a provider's key (asked for, hidden)")
+    keys_set.add_argument("provider")
+    keys_set.add_argument("--stdin", action="store_true", help="read the key from stdin instead of asking")
+    keys_set.add_argument("--keyring", action="store_true",
+                          help="keep it in the system keyring (needs the keyring extra: pip install 'human[keyring]')")
+    keys_sub.add_parser("list", parents=[common], help="providers with a key: masked, and where it comes from")
+    keys_unset = keys_sub.add_parser("unset", parents=[common], help="remove a stored key")
+    keys_unset.add_argument("provider")
+    keys_sub.add_parser("path", parents=[common], help="where keys are stored")
+
     models = commands.add_parser("models", parents=[common], help="list the models the provider serves")
     models.add_argument("-p", "--provider")
     models.add_argument("--json", action="store_true")
@@ -87,19 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("-m", "--model", help="probe this model (else the default, else the first GET /models lists)")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--no-save", action="store_true", help="do not save the capability profile")
-    doctor.add_argument("--timeout", type=float, help="total timeout per request in seconds")
+    doctor.add_argument("--timeout", type=float, metavar="SECONDS", help="the whole of each probe request")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .output import Output
-
     out = Output(debug=args.debug)
-    if args.debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    undo = _route_logs(out, args.debug)
     try:
         if args.command == "chat":
             from .chat import run
@@ -111,15 +124,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .models import run
         elif args.command == "doctor":
             from .doctor import run
+        elif args.command == "keys":
+            from .keys import run
         else:
             _parser().print_help()
             return 2
         return run(args, out)
     except KeyboardInterrupt:
+        out.clear_status()
         out.newline_if_needed()
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place every failure becomes a line
         return out.fail(exc)
+    finally:
+        undo()
+
+
+class _LogLines(logging.Handler):
+    """The library's log records, printed through `Output`: scrubbed like everything else,
+    and each warning once (a config warning used to appear twice: once from the log, once
+    from the command). A record logged with extra={"human_notice": True} is a notice for
+    the user, printed without the "warning:" label."""
+
+    def __init__(self, out: Output) -> None:
+        super().__init__(logging.DEBUG)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call must not end the command
+            return
+        if record.levelno >= logging.WARNING:
+            label = "" if getattr(record, "human_notice", False) else "warning: "
+            self.out.once(f"human: {label}{message}")
+        else:
+            self.out.info(f"{record.name}: {message}")
+
+
+def _route_logs(out: Output, debug: bool) -> Callable[[], None]:
+    """Send the "human" loggers' records to `out`; returns what undoes it (main() may
+    run more than once in one process, as the tests do)."""
+    logger = logging.getLogger("human")
+    handler, level = _LogLines(out), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return undo
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,50 +1,50 @@
-"""`human chat`: one prompt (streamed to stdout), a piped file, or an interactive chat."""
+"""`human chat`: one prompt (streamed to stdout), a piped file, or an interactive chat.
+
+`--dry-run` never sends, in any mode: with a prompt it prints the request; in a terminal
+without one, the interactive chat prints each turn's request instead of sending it.
+With nothing configured the client looks for a local server (`human.discover`) and says
+which on stderr, once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from ..client import Client
-from ..config import load_config
-from ..types import system, user
+from ..config import Config, load_config
 from .output import Output
-from .turn import ask
+from .turn import Settings, ask, messages_for, progress_for
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
     config = load_config(args.config)
-    _collect_secrets(config, out)
-    for warning in config.warnings:
-        out.info(f"human: warning: {warning}")
+    out.config = config
+    collect_secrets(config, out)
+    settings = Settings.from_args(args)
     prompt = " ".join(args.prompt).strip()
     piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     if piped:
         prompt = f"{prompt}\n\n{piped}" if prompt else piped
-    client = Client(provider=args.provider, model=args.model, config=config,
-                    timeout=args.timeout)
-    with client:
-        if not prompt:
-            if piped is None and sys.stdin is not None and sys.stdin.isatty():
-                from .interactive import repl  # readline is loaded only for a terminal chat
+    interactive = not prompt and piped is None and sys.stdin is not None and sys.stdin.isatty()
+    if not prompt and not interactive:
+        out.info("human: error: no prompt: give one as an argument or pipe text in")
+        return 2
+    if settings.dry_run and not (settings.provider or config.default_provider):
+        out.info("human: error: no provider configured, and a dry run does not look for local servers: "
+                 "pass --provider (and --model), or run `human config init`")
+        return 2
+    with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out)) as client:
+        if interactive:
+            from .interactive import repl  # readline is loaded only for a terminal chat
 
-                return repl(client, args, out)
-            out.info("human: error: no prompt: give one as an argument or pipe text in")
-            return 2
-        messages = _messages(args, prompt)
-        options = _options(args)
-        if args.dry_run:
-            out.json(client.dry_run(messages, stream=not args.no_stream, provider=args.provider,
-                                    model=args.model, **options))
-            return 0
-        response = ask(client, messages, args, out, options)
-    if args.json:
-        out.json(response.to_dict())
+            return repl(client, settings, out)
+        ask(client, messages_for(settings, prompt), settings, out)
     return 0
 
 
-def _collect_secrets(config: Any, out: Output) -> None:
+def collect_secrets(config: Config, out: Output) -> None:
+    """Every key the config or the environment holds, so output can scrub them."""
     out.add_secrets(config.data.get("api_key"))
     for entry in config.entries:
         out.add_secrets(entry.get("api_key"))
@@ -53,16 +53,3 @@ def _collect_secrets(config: Any, out: Output) -> None:
             out.add_secrets(value)
 
 
-def _messages(args: argparse.Namespace, prompt: str) -> list[dict[str, Any]]:
-    messages = [system(args.system)] if args.system else []
-    messages.append(user(prompt, *args.image))
-    return messages
-
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.temperature is not None:
-        options["temperature"] = args.temperature
-    if args.max_tokens is not None:
-        options["max_tokens"] = args.max_tokens
-    return options

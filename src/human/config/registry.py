@@ -43,6 +43,8 @@ ROW_FIELDS: tuple[str, ...] = (
     "source",
     "reference_base_url",
     "notes",
+    "default_model",
+    "default_model_source",
 )
 
 AUTH_STYLES = ("bearer", "api-key", "none")
@@ -74,6 +76,10 @@ class ProviderRow:
     source: str
     reference_base_url: str | None
     notes: str
+    # A model id the vendor's own docs use as their example or default (None where they
+    # document none); offered by `human config init`, never sent unless chosen.
+    default_model: str | None = None
+    default_model_source: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -120,6 +126,11 @@ def row_from_mapping(data: Mapping[str, Any], *, where: str) -> ProviderRow:
             f"found {api_key_env!r}"
         )
     auth = _choice(data, "auth", AUTH_STYLES, row_where)
+    default_model = _optional_text(data, "default_model", row_where)
+    model_source = _text(data, "default_model_source", row_where, allow_empty=True)
+    if default_model is not None and not model_source.strip():
+        raise ConfigError(f"{row_where}: field 'default_model_source': a default_model needs the vendor page "
+                          "that documents it")
     token_field = _choice(data, "token_field", TOKEN_FIELDS, row_where)
     return ProviderRow(
         name=name,
@@ -137,6 +148,8 @@ def row_from_mapping(data: Mapping[str, Any], *, where: str) -> ProviderRow:
         source=_text(data, "source", row_where, allow_empty=True),
         reference_base_url=_optional_text(data, "reference_base_url", row_where),
         notes=_text(data, "notes", row_where, allow_empty=True),
+        default_model=default_model,
+        default_model_source=model_source,
     )
 
 

@@ -21,7 +21,8 @@ string in the base URL is kept and merged with the provider's own query paramete
 Key precedence, for provider P (first non-empty wins):
 
     1. the api_key argument (library only: keys never go on a command line)
-    2. providers[P].api_key in the config
+    2. providers[P].api_key in the config, or the system keyring when the entry says
+       "keyring": true (both written by `human keys set P`)
     3. the env var named by providers[P].api_key_env, else the registry's (e.g. GROQ_API_KEY)
     4. HUMAN_API_KEY           -- only when P is the default provider
     5. top-level "api_key"     -- only when P is the default provider
@@ -314,6 +315,13 @@ def _pick_key(
         where = config.sources.get(f"/providers/{entry.get('name')}/api_key", "config")
         source = f"providers[{entry.get('name')!r}].api_key in {where}"
         return Secret(value, source), source
+    if entry.get("keyring"):
+        from .keystore import read
+
+        stored = read(str(entry.get("name")))
+        if stored:
+            source = f"system keyring (providers[{entry.get('name')!r}].keyring)"
+            return Secret(stored, source), source
     var = settings.get("api_key_env")
     if var and env.get(var, "").strip():
         return Secret(env[var].strip(), f"env {var}"), f"env {var}"
