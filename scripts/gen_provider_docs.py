@@ -36,8 +36,8 @@ def render(rows: tuple[ProviderRow, ...]) -> str:
         "The request goes to `base_url + /chat/completions`. A URL with `{placeholders}` must be completed by "
         "setting `base_url` in your config.",
         "",
-        "| name | aliases | base URL | key env var | needs key | token field | stream usage | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| name | aliases | base URL | key env var | needs key | token field | stream usage | default model | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
@@ -51,6 +51,7 @@ def render(rows: tuple[ProviderRow, ...]) -> str:
                     "yes" if row.requires_key else "no",
                     f"`{row.token_field}`",
                     "yes" if row.stream_usage else "no",
+                    f"`{row.default_model}`" if row.default_model else "-",
                     _cell(_notes(row)),
                 ]
             )
@@ -71,6 +72,18 @@ def render(rows: tuple[ProviderRow, ...]) -> str:
     lines += ["", "## How each URL was verified", ""]
     for row in rows:
         lines.append(f"- `{row.name}` ([docs]({row.docs_url})): {_cell(row.source)}")
+    documented = [row for row in rows if row.default_model]
+    lines += [
+        "",
+        "## Default models",
+        "",
+        "`human config init` offers a row's default model; it is sent only when you choose it. A row names one "
+        "only where the vendor's own documentation gives a model id to start with; every other row has none "
+        "(`-` above), and `human models` lists what a server offers.",
+        "",
+    ]
+    for row in documented:
+        lines.append(f"- `{row.name}`: `{row.default_model}`. Source: {_cell(row.default_model_source)}")
     return "\n".join(lines) + "\n"
 
 

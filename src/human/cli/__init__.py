@@ -134,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.clear_status()
         out.newline_if_needed()
         return 130
+    except BrokenPipeError:  # `human providers | head`: the reader left; nothing to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as exc:  # noqa: BLE001 - the one place every failure becomes a line
         return out.fail(exc)
     finally:

@@ -9,7 +9,7 @@ from ..config.registry import builtin_rows
 from ..core.secret import mask
 from ..types import user
 from .output import Output
-from .table import table
+from .table import table, terminal_width
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -20,6 +20,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         ["name", "aliases", "base URL", "key env var", "key?"],
         [[row.name, ", ".join(row.aliases), row.base_url, row.api_key_env or "-",
           "yes" if row.requires_key else "no"] for row in rows],
+        width=terminal_width(out.stdout),
     ))
     names = sum(1 + len(row.aliases) for row in rows)
     out.info(f"{len(rows)} providers, {names} names. Any other server: \"compatible\" + base_url, "
@@ -44,7 +45,10 @@ def show(args: argparse.Namespace, out: Output) -> int:
     out.line(f"token field  {target.token_field}")
     out.line(f"stream usage {'requested (stream_options.include_usage)' if target.stream_usage else 'not requested'}")
     t = target.timeouts
-    out.line(f"timeouts     connect {t.connect}s · first byte {t.first_byte}s · idle {t.idle}s · total {t.total}s")
+    out.line(f"timeouts     connect {_secs(t.connect)} · first byte {_secs(t.first_byte)} · idle {_secs(t.idle)} "
+             f"· total {_secs(t.total)}")
+    if row is not None and row.default_model:
+        out.line(f"model        {row.default_model} is documented by the vendor ({row.default_model_source})")
     if row is not None and row.source:
         out.line(f"verified     {row.source}")
     for note in target.notes:
@@ -55,3 +59,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
     out.line("body (for the prompt \"hi\"):")
     out.json(preview["body"])
     return 0
+
+
+def _secs(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}s"
