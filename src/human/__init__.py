@@ -66,10 +66,17 @@ def __dir__() -> list[str]:
     return __all__
 
 
-if TYPE_CHECKING:
-    from .client import AsyncChatStream, AsyncClient, ChatStream, Client
-    from .config import Config, Target, Timeouts, load_config, resolve
-    from .core.secret import Secret
-    from .core.wire import NOT_GIVEN
+if TYPE_CHECKING:  # what type checkers see; "X as X" marks an explicit re-export (mypy --strict)
+    from .client import AsyncChatStream as AsyncChatStream
+    from .client import AsyncClient as AsyncClient
+    from .client import ChatStream as ChatStream
+    from .client import Client as Client
+    from .config import Config as Config
+    from .config import Target as Target
+    from .config import Timeouts as Timeouts
+    from .config import load_config as load_config
+    from .config import resolve as resolve
+    from .core.secret import Secret as Secret
+    from .core.wire import NOT_GIVEN as NOT_GIVEN
     from .errors import *  # noqa: F403
     from .types import *  # noqa: F403

@@ -100,7 +100,8 @@ def test_debug_shows_a_traceback_with_the_key_masked(fake, cfg):
 
 
 def test_no_provider_configured_says_how_and_exits_2(tmp_path: Path):
-    result = human("chat", "hi", env={"HOME": str(tmp_path)}, cwd=tmp_path)
+    # No local server either (HUMAN_LOCAL_PORTS=none: the zero-config start looks nowhere).
+    result = human("chat", "hi", env={"HOME": str(tmp_path), "HUMAN_LOCAL_PORTS": "none"}, cwd=tmp_path)
     assert result.returncode == 2
     assert "human config init" in result.stderr and "Traceback" not in result.stderr
 
