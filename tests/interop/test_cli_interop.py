@@ -251,12 +251,15 @@ def test_429_not_retried_lists_nothing_else(cli, aimock_file):
     assert "HTTP 429" in one_error_line(result) and "out of quota" in result.stderr
 
 
-def test_5xx_exhausted_lists_every_attempt(cli, aimock_file):
+def test_5xx_exhausted_is_one_line_and_debug_lists_every_attempt(cli, aimock_file):
     config = aimock_file("mock-503", reliability={"provider_retries": 1, "provider_backoff_ms": 100})
     result = cli("chat", "--config", config, "hi")
     assert result.returncode == 1 and result.stdout == ""
-    assert "human: error: all 2 attempts failed:" in result.stderr
-    assert result.stderr.count("HTTP 503: Service unavailable (mock)") == 2
+    assert result.stderr.count("\n") == 1  # one line for all attempts (issue 11)
+    assert "human: error: 2 attempts failed, each with:" in result.stderr
+    assert "HTTP 503: Service unavailable (mock)" in result.stderr
+    debug = cli("chat", "--config", config, "--debug", "hi")
+    assert "  1. " in debug.stderr and "  2. " in debug.stderr
 
 
 def test_context_length(cli, aimock_file):

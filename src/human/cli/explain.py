@@ -69,7 +69,9 @@ def _summary(exc: AllAttemptsFailedError, config: Config | None, debug: bool) ->
     texts = [str(attempt.error) for attempt in attempts]
     last = attempts[-1].error
     count = len(attempts)
-    if len(set(texts)) == 1:
+    # Alike when class, status and message match (request ids differ from try to try).
+    kinds = {(type(a.error).__name__, getattr(a.error, "status", None), a.error.message) for a in attempts}
+    if len(kinds) == 1:
         head = f"{count} attempts failed, each with: {texts[-1]}"
     else:
         tally = Counter(f"{attempt.provider}/{attempt.model}" for attempt in attempts)

@@ -13,12 +13,12 @@ imports `probe`.
 from __future__ import annotations
 
 from ..discover import LOCAL_SERVERS, Found, LocalServer
-from .decide import FAIL, NA, PASS, Check, Observations, Outcome, decide
+from .decide import FAIL, NA, PASS, PROBE_TOKENS, Check, Observations, Outcome, decide
 from .learn import learn
 from .probe import MAX_REQUESTS, Report, diagnose
 from .scan import scan_local
 
 __all__ = [
-    "FAIL", "LOCAL_SERVERS", "MAX_REQUESTS", "NA", "PASS", "Check", "Found", "LocalServer", "Observations",
-    "Outcome", "Report", "decide", "diagnose", "learn", "scan_local",
+    "FAIL", "LOCAL_SERVERS", "MAX_REQUESTS", "NA", "PASS", "PROBE_TOKENS", "Check", "Found", "LocalServer",
+    "Observations", "Outcome", "Report", "decide", "diagnose", "learn", "scan_local",
 ]
