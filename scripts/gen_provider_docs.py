@@ -97,6 +97,8 @@ def _notes(row: ProviderRow) -> str:
     extras = []
     if row.auth == "api-key":
         extras.append("Key goes in an `api-key` header.")
+    if row.structured_output:
+        extras.append(f"Structured output: `{row.structured_output}`.")
     if row.headers:
         extras.append("Sends headers: " + ", ".join(f"`{name}: {value}`" for name, value in row.headers.items()) + ".")
     return " ".join([row.notes, *extras]).strip()

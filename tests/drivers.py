@@ -25,6 +25,14 @@ class Handle:
             return self.driver.run(self.client.chat(messages, **options))
         return self.client.chat(messages, **options)
 
+    def parse(self, messages: Any, response_format: Any, **options: Any) -> Any:
+        if self.driver.is_async:
+            return self.driver.run(self.client.parse(messages, response_format, **options))
+        return self.client.parse(messages, response_format, **options)
+
+    def dry_run(self, messages: Any = "hi", **options: Any) -> dict[str, Any]:
+        return self.client.dry_run(messages, **options)
+
     def stream(self, messages: Any = "hi", **options: Any) -> human.ChatResponse:
         """Consume a stream; the events land in `self.events` (kept when it fails)."""
         self.events = []

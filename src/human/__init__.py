@@ -30,7 +30,8 @@ _EXPORTS = {
     **dict.fromkeys(
         [
             "ChatResponse", "ToolCall", "Usage", "ContentDelta", "ReasoningDelta", "ToolCallStart",
-            "ToolCallDelta", "ToolCallDone", "UsageEvent", "FinishEvent", "StreamEvent",
+            "ToolCallDelta", "ToolCallDone", "UsageEvent", "FinishEvent", "StreamEvent", "PartialObject",
+            "ParsedObject", "ReaskEvent",
             "system", "user", "assistant", "tool_result", "text_part", "image_part",
         ],
         "types",
@@ -42,7 +43,7 @@ _EXPORTS = {
             "ContextLengthError", "AuthenticationError", "PermissionDeniedError", "NotFoundError",
             "RateLimitError", "ServerError", "BadResponseError", "ResponseTooLargeError",
             "CircuitOpenError", "ToolError", "ToolArgumentsError", "AllAttemptsFailedError",
-            "ClientClosedError",
+            "ClientClosedError", "StructuredOutputError", "TruncatedOutputError", "OutputAttempt",
         ],
         "errors",
     ),

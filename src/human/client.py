@@ -38,6 +38,7 @@ from .types import ChatResponse, ContentDelta, FinishEvent, ReasoningDelta, Stre
 
 if TYPE_CHECKING:
     from .discover import Found
+    from .structured.drive import AsyncStructuredStream, StructuredStream
 
 __all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client", "Progress"]
 
@@ -187,9 +188,15 @@ class _Base:
         for a local server: with nothing configured, name a provider)."""
         target = self.target(options.pop("provider", None), options.pop("model", None), require_key=False,
                              discover=False)
+        notes: list[str] = []
+        if "response_format" in options and _wants_object(options["response_format"]):
+            from .structured.drive import first_ask  # the first request a structured call would send
+
+            messages, options, notes = first_ask(self, target, messages, options.pop("response_format"), options)
         options = _pick(options, options.pop("temperature", NOT_GIVEN))
         drop, rename = self._profile_changes(target)
         body, adjustments = build_body(target, messages, stream=stream, drop=drop, rename=rename, **options)
+        adjustments = notes + adjustments
         return {
             "provider": target.provider,
             "model": target.model,
@@ -323,6 +330,23 @@ def _pick(options: dict[str, Any], temperature: Any = NOT_GIVEN) -> dict[str, An
     return options
 
 
+def _wants_object(value: Any) -> bool:
+    """True when `response_format` asks for a parsed object (a type or a JSON Schema),
+    not for one of the wire forms "json_object" / {"type": ...} sent as they are."""
+    if value is None or isinstance(value, str):
+        return False
+    if isinstance(value, Mapping):
+        return value.get("type") not in ("json_object", "json_schema", "text")
+    return True
+
+
+def _route(provider: str | None, model: str | None, timeout: TimeoutArg, retries: int | None,
+           temperature: Any) -> dict[str, Any]:
+    """The call's own settings, passed on to each request a structured call makes."""
+    return {"provider": provider, "model": model, "timeout": timeout, "retries": retries,
+            "temperature": temperature}
+
+
 def _timeouts(base: Timeouts, *overrides: TimeoutArg) -> Timeouts:
     """Per-exchange limits; a number is the whole call's timeout (see `_CallTime`)."""
     for override in overrides:
@@ -413,8 +437,17 @@ class Client(_Base):
     def chat(self, messages: Any, *, provider: str | None = None, model: str | None = None,
              timeout: TimeoutArg = None, retries: int | None = None,
              temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatResponse:
-        """Send a chat request and return the whole answer."""
+        """Send a chat request and return the whole answer.
+
+        With `response_format=T` (a Pydantic model, dataclass, TypedDict, `list[...]` of
+        those, or a JSON Schema dict) the answer's `.parsed` is a validated `T`
+        (`human.structured`; options `mode`, `max_retries`, `token_budget`)."""
         self._check_open()
+        if "response_format" in options and _wants_object(options["response_format"]):
+            from .structured.drive import chat
+
+            route = _route(provider, model, timeout, retries, temperature)
+            return chat(self, messages, options.pop("response_format"), route, options)
         options = _pick(options, temperature)
         call = self._call_time(timeout)
         action, plan = self._start(provider, model, retries)
@@ -453,13 +486,27 @@ class Client(_Base):
 
     def stream(self, messages: Any, *, provider: str | None = None, model: str | None = None,
                timeout: TimeoutArg = None, retries: int | None = None,
-               temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatStream:
+               temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatStream | StructuredStream:
         """Send a streaming request. Iterate the result for typed events; after the loop,
-        `.response` holds the assembled answer."""
+        `.response` holds the assembled answer. With `response_format=T` the events also
+        carry partial objects and, last, the validated one (`human.structured`)."""
         self._check_open()
+        if "response_format" in options and _wants_object(options["response_format"]):
+            from .structured.drive import StructuredStream
+
+            route = _route(provider, model, timeout, retries, temperature)
+            return StructuredStream(self, messages, options.pop("response_format"), route, options)
         options = _pick(options, temperature)
         call = self._call_time(timeout)
         return ChatStream(self, self._plan(provider, model, retries, call.ends), messages, options, call)
+
+    def parse(self, messages: Any, response_format: Any, **options: Any) -> Any:
+        """The answer as a validated instance of `response_format` (see `chat`); raises
+        `StructuredOutputError` when no answer fits, re-asks included.
+
+            person = client.parse("Ada Lovelace, 36", Person)
+        """
+        return self.chat(messages, response_format=response_format, **options).parsed
 
     def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""
@@ -631,8 +678,17 @@ class AsyncClient(_Base):
     async def chat(self, messages: Any, *, provider: str | None = None, model: str | None = None,
                    timeout: TimeoutArg = None, retries: int | None = None,
                    temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> ChatResponse:
-        """Send a chat request and return the whole answer."""
+        """Send a chat request and return the whole answer.
+
+        With `response_format=T` (a Pydantic model, dataclass, TypedDict, `list[...]` of
+        those, or a JSON Schema dict) the answer's `.parsed` is a validated `T`
+        (`human.structured`; options `mode`, `max_retries`, `token_budget`)."""
         self._check_open()
+        if "response_format" in options and _wants_object(options["response_format"]):
+            from .structured.drive import achat
+
+            route = _route(provider, model, timeout, retries, temperature)
+            return await achat(self, messages, options.pop("response_format"), route, options)
         options = _pick(options, temperature)
         call = self._call_time(timeout)
         action, plan = self._start(provider, model, retries)
@@ -671,13 +727,28 @@ class AsyncClient(_Base):
 
     def stream(self, messages: Any, *, provider: str | None = None, model: str | None = None,
                timeout: TimeoutArg = None, retries: int | None = None,
-               temperature: float | None | NotGiven = NOT_GIVEN, **options: Any) -> AsyncChatStream:
+               temperature: float | None | NotGiven = NOT_GIVEN,
+               **options: Any) -> AsyncChatStream | AsyncStructuredStream:
         """Send a streaming request. `async for` the result for typed events; after the
-        loop, `.response` holds the assembled answer."""
+        loop, `.response` holds the assembled answer. With `response_format=T` the events
+        also carry partial objects and, last, the validated one (`human.structured`)."""
         self._check_open()
+        if "response_format" in options and _wants_object(options["response_format"]):
+            from .structured.drive import AsyncStructuredStream
+
+            route = _route(provider, model, timeout, retries, temperature)
+            return AsyncStructuredStream(self, messages, options.pop("response_format"), route, options)
         options = _pick(options, temperature)
         call = self._call_time(timeout)
         return AsyncChatStream(self, self._plan(provider, model, retries, call.ends), messages, options, call)
+
+    async def parse(self, messages: Any, response_format: Any, **options: Any) -> Any:
+        """The answer as a validated instance of `response_format` (see `chat`); raises
+        `StructuredOutputError` when no answer fits, re-asks included.
+
+            person = await client.parse("Ada Lovelace, 36", Person)
+        """
+        return (await self.chat(messages, response_format=response_format, **options)).parsed
 
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""

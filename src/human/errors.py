@@ -21,6 +21,8 @@
     │       └── ResponseTooLargeError   body or stream over the configured cap
     ├── ToolError
     │   └── ToolArgumentsError          a tool call's arguments are not a JSON object
+    ├── StructuredOutputError           no answer fitted the type, re-asks included (.attempts .usage)
+    │   └── TruncatedOutputError        finish_reason "length" cut the JSON short; never re-asked
     └── AllAttemptsFailedError          retries and fallbacks exhausted (.attempts)
 
 Programmer mistakes (using a closed client) raise `ClientClosedError`, a `RuntimeError`,
@@ -53,12 +55,15 @@ __all__ = [
     "HumanError",
     "MissingCredentialError",
     "NotFoundError",
+    "OutputAttempt",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseTooLargeError",
     "ServerError",
+    "StructuredOutputError",
     "ToolArgumentsError",
     "ToolError",
+    "TruncatedOutputError",
     "UnknownProviderError",
 ]
 
@@ -290,6 +295,49 @@ class ToolArgumentsError(ToolError):
         """`tool_call` is the `human.ToolCall` whose arguments are at fault."""
         super().__init__(message)
         self.tool_call = tool_call
+
+
+# ---- structured output ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAttempt:
+    """One answer asked for as structured output: what came back and what was wrong.
+
+    `raw` is the answer's text (for the tool-call mode: the call's arguments), `errors`
+    every problem found, each as "path: message" (`$.age: expected an integer`), `usage`
+    the attempt's `human.Usage` (None when the server sent none), `mode` how it was asked
+    for ("json_schema", "json_object", "prompt", "tools").
+    """
+
+    raw: str | None
+    errors: tuple[str, ...]
+    usage: Any
+    mode: str
+    finish_reason: str | None = None
+
+
+class StructuredOutputError(HumanError):
+    """No answer parsed and validated against the requested type, after every re-ask
+    (`max_retries`) or once the token budget was spent.
+
+    `attempts` lists every `OutputAttempt` in order (raw answer, errors, usage); `usage`
+    is the total of all attempts, so the cost of failing is never hidden
+    (567-labs/instructor#341). `response` is the last `ChatResponse`.
+    """
+
+    def __init__(self, message: str, *, attempts: list[OutputAttempt], usage: Any = None,
+                 response: Any = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.usage = usage
+        self.response = response
+
+
+class TruncatedOutputError(StructuredOutputError):
+    """The answer stopped at the token limit (`finish_reason: "length"`) before its JSON
+    was complete. Not re-asked: the same limit would cut the next answer too (openai-python
+    raises `LengthFinishReasonError` for the same reason); raise `max_tokens`."""
 
 
 # ---- retries and fallbacks ----------------------------------------------------------

@@ -78,6 +78,11 @@ class Profile:
     supports_json_object: bool | None = None
     supports_json_schema: bool | None = None
     first_token_s: float | None = None
+    # Accepted is not honoured: False = the server took response_format and answered
+    # prose anyway (aimock, many local setups; wave2.md B.2 item 1). human.structured
+    # then asks with the schema in the prompt instead.
+    honours_json_object: bool | None = None
+    honours_json_schema: bool | None = None
 
     @property
     def drop(self) -> frozenset[str]:

@@ -21,7 +21,10 @@ __all__ = [
     "ChatResponse",
     "ContentDelta",
     "FinishEvent",
+    "ParsedObject",
+    "PartialObject",
     "ReasoningDelta",
+    "ReaskEvent",
     "StreamEvent",
     "ToolCall",
     "ToolCallDelta",
@@ -102,6 +105,11 @@ class ChatResponse:
     sent (a parameter renamed or dropped), so nothing is ever changed silently.
     `raw` is the server's body as parsed JSON (for a stream: the last chunk), kept
     because OpenAI-compatible servers add fields we do not model.
+
+    `parsed` is the answer as an instance of the type asked for with
+    `response_format=T` (`human.structured`), else None. For such an answer `usage` is
+    the total of every request it took (re-asks included), and `adjustments` says which
+    mode was used and why.
     """
 
     content: str | None
@@ -116,6 +124,7 @@ class ChatResponse:
     model_requested: str | None = None
     attempt: int = 1
     adjustments: tuple[str, ...] = ()
+    parsed: Any = None
 
     @property
     def text(self) -> str:
@@ -202,9 +211,37 @@ class FinishEvent:
     finish_reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PartialObject:
+    """Structured output so far (`stream(..., response_format=T)`): the JSON value with
+    only its complete fields, as plain dicts and lists. Not yet validated."""
+
+    type: ClassVar[Literal["partial"]] = "partial"
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedObject:
+    """The last event of a structured stream: the validated instance of the type."""
+
+    type: ClassVar[Literal["parsed"]] = "parsed"
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReaskEvent:
+    """The streamed answer did not fit the type and is asked for again: the partial
+    objects start over. `errors` is what was wrong, `attempt` the number of the next try."""
+
+    type: ClassVar[Literal["reask"]] = "reask"
+    attempt: int
+    errors: tuple[str, ...]
+
+
 # A union discriminated by `type`: `if event.type == "content": event.text` type-checks.
 StreamEvent = Union[
-    ContentDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallDone, UsageEvent, FinishEvent
+    ContentDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallDone, UsageEvent, FinishEvent,
+    PartialObject, ParsedObject, ReaskEvent,
 ]
 
 

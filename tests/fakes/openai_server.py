@@ -7,6 +7,7 @@ what arrived:
     fake.stream([chunk, chunk], chunk_bytes=3)  # SSE, re-split into 3-byte writes
     fake.reply(status=429, json=..., headers={"Retry-After": "2"})
     fake.hang(3) / fake.trickle(body) / fake.reset_connection() / fake.stall_after_headers(...)
+    fake.respond(lambda request: {...})         # computed from the request (a quirky server)
     ... client call ...
     fake.last.json, fake.requests, fake.connections
 
@@ -113,6 +114,7 @@ class Handler(BaseHTTPRequestHandler):
     # Small writes must leave as separate segments, or "awkward boundaries" merge again.
     disable_nagle_algorithm = True
     server: _Server
+    recorded: Recorded
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet on purpose
         pass
@@ -145,6 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         recorded = Recorded(self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
                             Headers(self.headers.items()), body, parsed)
         self.server.fake._record(recorded)
+        self.recorded = recorded  # for replies computed from the request (`FakeServer.respond`)
         self.server.fake._next().action(self)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
@@ -359,6 +362,23 @@ class FakeServer:
         path = Path(path)
         kind = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
         return self._push(_streamed(_split(path.read_bytes(), chunk_bytes), kind, status=status, delay=delay))
+
+    def respond(self, answer: Callable[[Recorded], Any]) -> FakeServer:
+        """A reply computed from the request, for servers that behave by what they are
+        sent (`.as_default()` makes it the whole server). `answer(request)` returns a JSON
+        body (status 200), a `(status, body)` pair, or a `list` of stream events (as
+        `stream` takes them)."""
+
+        def act(h: Handler) -> None:
+            result = answer(h.recorded)
+            if isinstance(result, list):
+                reply = _streamed([_sse(event) for event in result] + [b"data: [DONE]\n\n"], "text/event-stream")
+            else:
+                status, body = result if isinstance(result, tuple) else (200, result)
+                reply = _whole(status, jsonlib.dumps(body).encode(), "application/json")
+            reply.action(h)
+
+        return self._push(Reply(act, "respond"))
 
     # ---- scripting: streams -----------------------------------------------------------------
 

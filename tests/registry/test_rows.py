@@ -70,8 +70,8 @@ def a_valid_row(**changes: object) -> dict:
         "name": "example", "aliases": [], "base_url": "https://api.example.test/v1",
         "api_key_env": "EXAMPLE_API_KEY", "requires_key": True, "local": False, "auth": "bearer",
         "headers": {}, "query": {}, "token_field": "max_tokens", "stream_usage": False,
-        "docs_url": "https://docs.example.test", "source": "test", "reference_base_url": None, "notes": "",
-        "default_model": None, "default_model_source": "",
+        "structured_output": None, "docs_url": "https://docs.example.test", "source": "test",
+        "reference_base_url": None, "notes": "", "default_model": None, "default_model_source": "",
     }
     row.update(changes)
     return row
@@ -294,6 +294,7 @@ def test_row_from_mapping_rejects_a_missing_field():
     [
         ({"auth": "basic"}, "auth"),
         ({"token_field": "max_output_tokens"}, "token_field"),
+        ({"structured_output": "json"}, "structured_output"),
         ({"headers": {"X-Count": 1}}, "headers"),
         ({"query": ["api-version"]}, "query"),
         ({"aliases": "grok"}, "aliases"),

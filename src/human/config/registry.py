@@ -3,7 +3,8 @@ looking names up, and suggesting names for typos.
 
 A row says where a vendor's OpenAI-compatible endpoint is and what it needs (key variable,
 auth header style, extra headers and query parameters, which output-token field it takes,
-whether it accepts `stream_options.include_usage`), plus how that was verified.
+whether it accepts `stream_options.include_usage`, how structured output is best asked
+for), plus how that was verified.
 
     providers.json  {"version": 1, "providers": [row, ...]}
         └── row_from_mapping()   strict: every field present, no unknown field, exact types
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["ROW_FIELDS", "ProviderRow", "builtin_rows", "lookup", "row_from_mapping", "suggest"]
+__all__ = ["ROW_FIELDS", "STRUCTURED_MODES", "ProviderRow", "builtin_rows", "lookup", "row_from_mapping", "suggest"]
 
 ROW_FIELDS: tuple[str, ...] = (
     "name",
@@ -39,6 +40,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "query",
     "token_field",
     "stream_usage",
+    "structured_output",
     "docs_url",
     "source",
     "reference_base_url",
@@ -49,6 +51,10 @@ ROW_FIELDS: tuple[str, ...] = (
 
 AUTH_STYLES = ("bearer", "api-key", "none")
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+# How structured output is best asked for (human/structured): null = not known, let the
+# capability profile or the default ladder decide. Set only from the vendor's own docs or a
+# reproduced report, and say which in "source" / "notes".
+STRUCTURED_MODES = ("json_schema_strict", "json_schema", "json_object", "prompt", "tools")
 REGISTRY_VERSION = 1
 
 _PLACEHOLDER = re.compile(r"\{[^{}/]+\}")
@@ -72,6 +78,7 @@ class ProviderRow:
     query: Mapping[str, str] = field(hash=False)
     token_field: str
     stream_usage: bool
+    structured_output: str | None
     docs_url: str
     source: str
     reference_base_url: str | None
@@ -144,6 +151,8 @@ def row_from_mapping(data: Mapping[str, Any], *, where: str) -> ProviderRow:
         query=_string_map(data, "query", row_where),
         token_field=token_field,
         stream_usage=_flag(data, "stream_usage", row_where),
+        structured_output=None if data["structured_output"] is None
+        else _choice(data, "structured_output", STRUCTURED_MODES, row_where),
         docs_url=_text(data, "docs_url", row_where, allow_empty=True),
         source=_text(data, "source", row_where, allow_empty=True),
         reference_base_url=_optional_text(data, "reference_base_url", row_where),

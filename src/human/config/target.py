@@ -94,6 +94,7 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     token_field: str = "max_tokens"
     stream_usage: bool = False
+    structured_output: str | None = None  # registry / config hint for human.structured
     timeouts: Timeouts = CLOUD_TIMEOUTS
     temperature: float | None = None
     max_tokens: int | None = None
@@ -256,6 +257,7 @@ def resolve(
         headers=tuple(headers),
         token_field=settings.get("token_field", "max_tokens"),
         stream_usage=bool(settings.get("stream_usage", False)),
+        structured_output=settings.get("structured_output"),
         timeouts=timeouts,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
@@ -267,7 +269,7 @@ def resolve(
     )
 
 
-_ROW_SETTINGS = ("api_key_env", "requires_key", "local", "auth", "token_field", "stream_usage")
+_ROW_SETTINGS = ("api_key_env", "requires_key", "local", "auth", "token_field", "stream_usage", "structured_output")
 
 
 def _settings(row: ProviderRow | None, entry: Mapping[str, Any]) -> dict[str, Any]:

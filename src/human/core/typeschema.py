@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Mismatch", "Shape", "object_shape", "shape_of", "strict_schema"]
+__all__ = ["Mismatch", "Shape", "can_be_strict", "is_map", "object_shape", "shape_of", "strict_schema"]
 
 _NONE = type(None)
 _UNION_TYPES: tuple[Any, ...] = (typing.Union, types.UnionType)
@@ -82,7 +82,7 @@ def shape_of(tp: Any) -> Shape:
     if cached is not None:
         return cached
     schema, convert = _compile(tp, ())
-    shape = Shape(tp, schema, convert)
+    shape = Shape(tp, _hoist_defs(schema), convert)
     try:
         _CACHE[tp] = shape
     except TypeError:
@@ -422,6 +422,34 @@ def _pydantic(tp: Any) -> tuple[dict[str, Any], Converter]:
     return schema, convert
 
 
+def _hoist_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with every nested `$defs` moved to the root. A Pydantic model's schema
+    keeps its `$defs` beside its `$ref`s ("#/$defs/Address"), which resolve from the
+    root only: inside `list[Model]` or a dataclass field they would point nowhere."""
+    found: dict[str, Any] = {}
+
+    def walk(node: Any, names: bool = False) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "$defs" and not names and isinstance(value, dict):
+                    for name, sub in value.items():
+                        found.setdefault(name, walk(sub))
+                else:  # the keys of "properties" are field names, not keywords
+                    out[key] = walk(value, names=not names and key in ("properties", "patternProperties"))
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    if "$defs" not in repr(schema):  # the common case: nothing to move, no copy
+        return schema
+    hoisted: dict[str, Any] = walk(schema)
+    if found:
+        hoisted["$defs"] = found
+    return hoisted
+
+
 # ---- strict schemas ----------------------------------------------------------------------
 
 
@@ -440,6 +468,8 @@ def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = [strict_schema(sub) if isinstance(sub, Mapping) else sub for sub in value]
         else:
             out[key] = value
+    if is_map(out):
+        return out  # a dict[str, T]: strict mode cannot express it (see `can_be_strict`); left open
     if out.get("type") == "object" or "properties" in out:
         properties = out.get("properties", {})
         required = set(out.get("required", ()))
@@ -448,7 +478,36 @@ def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
                 properties[name] = _nullable(properties[name])
         out["required"] = list(properties)
         out["additionalProperties"] = False
+    if "default" in out and out["default"] is None:
+        del out["default"]  # strict mode refuses `default: null` (what openai-python drops too)
     return out
+
+
+def is_map(schema: Mapping[str, Any]) -> bool:
+    """True for an object schema whose keys are free (`dict[str, T]`): no `properties`,
+    and `additionalProperties` a schema rather than false."""
+    extra = schema.get("additionalProperties")
+    return (schema.get("type") == "object" and not schema.get("properties")
+            and (extra is True or isinstance(extra, Mapping)))
+
+
+def can_be_strict(schema: Mapping[str, Any]) -> bool:
+    """Whether `strict_schema(schema)` keeps the schema's meaning. OpenAI's strict mode
+    closes every object, so a free-keyed object (`dict[str, T]`) anywhere in it cannot be
+    sent strictly; send such a schema without `strict` instead."""
+    if is_map(schema):
+        return False
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(value, Mapping):
+            if not all(can_be_strict(sub) for sub in value.values() if isinstance(sub, Mapping)):
+                return False
+        elif key in ("items", "additionalProperties", "not") and isinstance(value, Mapping):
+            if not can_be_strict(value):
+                return False
+        elif key in ("anyOf", "oneOf", "allOf", "prefixItems") and isinstance(value, list):
+            if not all(can_be_strict(sub) for sub in value if isinstance(sub, Mapping)):
+                return False
+    return True
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:

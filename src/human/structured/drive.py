@@ -1,0 +1,279 @@
+"""The two drivers of a structured-output call: they send what `Session` asks for through
+the client's own `chat` / `stream` (so every attempt gets the client's retries, fallbacks,
+profile adjustments and logging) and hand back what it decides. No decisions here; the
+sync and async halves are written line for line alike.
+
+    Client.chat(..., response_format=T)   -> chat(client, ...)          -> ChatResponse (.parsed)
+    AsyncClient.chat(...)                 -> achat(client, ...)
+    Client.stream(..., response_format=T) -> StructuredStream           events, then ParsedObject
+    AsyncClient.stream(...)               -> AsyncStructuredStream
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..core.secret import scrub
+from ..errors import HumanError, StructuredOutputError
+from ..profile import load_profile
+from ..types import ChatResponse, ParsedObject, PartialObject, ReaskEvent, StreamEvent
+from . import modes
+from .session import Ask, PartialReader, Session
+from .spec import output_spec
+
+__all__ = ["AsyncStructuredStream", "StructuredStream", "achat", "chat", "first_ask", "start"]
+
+# What each client learned per endpoint (provider, base_url, model) -> mode: a step down
+# after a 400, or "prompt" after json_schema was ignored. Lives as long as the client.
+_learned: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], str]] = weakref.WeakKeyDictionary()
+
+_OWN = ("mode", "max_retries", "token_budget")
+
+
+def start(client: Any, target: Any, messages: Any, response_format: Any, options: dict[str, Any]) -> Session:
+    """The session of one call: the spec of `response_format`, the mode for the endpoint of
+    `target` (a `human.Target`), and the caller's options split from ours."""
+    own = {name: options.pop(name) for name in _OWN if name in options}
+    spec = output_spec(response_format)
+    endpoint = _endpoint(target)
+    profile = load_profile(*endpoint) if client._profiles else None
+    learned = _learned.get(client, {}).get(endpoint)
+    mode, why = modes.choose(own.get("mode"), learned, profile, target.structured_output, spec)
+    return Session(spec, messages, options, mode, why, max_retries=own.get("max_retries", 2),
+                   token_budget=own.get("token_budget"))
+
+
+def first_ask(client: Any, target: Any, messages: Any, response_format: Any,
+              options: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    """(messages, options, notes) of the first request: what `dry_run` shows."""
+    session = start(client, target, messages, response_format, options)
+    ask = session.ask()
+    return ask.messages, ask.options, session.notes
+
+
+def _target(client: Any, route: dict[str, Any]) -> Any:
+    # require_key=False: the mode is chosen before the key matters; chat() itself still
+    # raises MissingCredentialError when the key is missing
+    return client.target(route["provider"], route["model"], require_key=False)
+
+
+def _endpoint(target: Any) -> tuple[str, str, str]:
+    return target.provider, target.base_url, target.model
+
+
+def _remember(client: Any, target: Any, session: Session) -> None:
+    if session.learned is not None:
+        _learned.setdefault(client, {})[_endpoint(target)] = session.learned
+
+
+def _scrubbed(exc: StructuredOutputError, target: Any) -> StructuredOutputError:
+    """The error without the key, should a server have echoed it into an answer: its
+    message and every attempt's raw answer and problems (as `APIError`s are scrubbed)."""
+    secrets = target.secrets()
+    if not secrets:
+        return exc
+    exc.message = scrub(exc.message, *secrets)
+    exc.args = (exc.message,)
+    exc.attempts = [dataclasses.replace(a, raw=None if a.raw is None else scrub(a.raw, *secrets),
+                                        errors=tuple(scrub(e, *secrets) for e in a.errors)) for a in exc.attempts]
+    last = exc.response
+    if isinstance(last, ChatResponse):
+        leaked = any(secret in repr(last) for secret in secrets)
+        exc.response = dataclasses.replace(
+            last, content=None if last.content is None else scrub(last.content, *secrets),
+            reasoning=None if last.reasoning is None else scrub(last.reasoning, *secrets),
+            tool_calls=tuple(dataclasses.replace(call, arguments=scrub(call.arguments, *secrets))
+                             for call in last.tool_calls),
+            raw=None) if leaked else last
+    return exc
+
+
+# ---- sync ------------------------------------------------------------------------------------
+
+
+def chat(client: Any, messages: Any, response_format: Any, route: dict[str, Any],
+         options: dict[str, Any]) -> ChatResponse:
+    """One structured answer through `client.chat` (a `human.Client`)."""
+    target = _target(client, route)
+    session = start(client, target, messages, response_format, options)
+    ask = session.ask()
+    try:
+        while True:
+            try:
+                response = client.chat(ask.messages, **route, **ask.options)
+            except HumanError as exc:
+                ask = session.rejected(exc)
+                continue
+            outcome = session.answered(response)
+            if isinstance(outcome, ChatResponse):
+                return outcome
+            ask = outcome
+    except StructuredOutputError as exc:
+        raise _scrubbed(exc, target) from None
+    finally:
+        _remember(client, target, session)
+
+
+class StructuredStream:
+    """The events of a structured answer: the stream's own events, a `PartialObject`
+    whenever another field is complete, a `ReaskEvent` before a re-ask, and last a
+    `ParsedObject` with the validated result (also on `.response.parsed`)."""
+
+    def __init__(self, client: Any, messages: Any, response_format: Any, route: dict[str, Any],
+                 options: dict[str, Any]) -> None:
+        self._client, self._route = client, route
+        self._target = _target(client, route)
+        self._session = start(client, self._target, messages, response_format, options)
+        self.response: ChatResponse | None = None
+        self._iterator: Iterator[StreamEvent] | None = None
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    def __enter__(self) -> StructuredStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def until_done(self) -> ChatResponse:
+        """Consume the stream and return the answer (`.parsed` holds the object)."""
+        for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    def _events(self) -> Iterator[StreamEvent]:
+        session = self._session
+        ask: Ask = session.ask()
+        try:
+            while True:
+                stream = self._client.stream(ask.messages, **self._route, **ask.options)
+                reader = PartialReader(session.spec, ask.mode)
+                started = False
+                try:
+                    with stream:
+                        for event in stream:
+                            started = True
+                            yield event
+                            changed, value = reader.feed(event)
+                            if changed:
+                                yield PartialObject(value)
+                except HumanError as exc:
+                    if started:
+                        raise
+                    ask = session.rejected(exc)
+                    continue
+                outcome = session.answered(stream.response)
+                if isinstance(outcome, ChatResponse):
+                    self.response = outcome
+                    yield ParsedObject(outcome.parsed)
+                    return
+                yield ReaskEvent(len(session.attempts) + 1, session.attempts[-1].errors)
+                ask = outcome
+        except StructuredOutputError as exc:
+            raise _scrubbed(exc, self._target) from None
+        finally:
+            _remember(self._client, self._target, session)
+
+
+# ---- async -----------------------------------------------------------------------------------
+
+
+async def achat(client: Any, messages: Any, response_format: Any, route: dict[str, Any],
+                options: dict[str, Any]) -> ChatResponse:
+    """One structured answer through `await client.chat` (a `human.AsyncClient`)."""
+    target = _target(client, route)
+    session = start(client, target, messages, response_format, options)
+    ask = session.ask()
+    try:
+        while True:
+            try:
+                response = await client.chat(ask.messages, **route, **ask.options)
+            except HumanError as exc:
+                ask = session.rejected(exc)
+                continue
+            outcome = session.answered(response)
+            if isinstance(outcome, ChatResponse):
+                return outcome
+            ask = outcome
+    except StructuredOutputError as exc:
+        raise _scrubbed(exc, target) from None
+    finally:
+        _remember(client, target, session)
+
+
+class AsyncStructuredStream:
+    """The async twin of `StructuredStream`."""
+
+    def __init__(self, client: Any, messages: Any, response_format: Any, route: dict[str, Any],
+                 options: dict[str, Any]) -> None:
+        self._client, self._route = client, route
+        self._target = _target(client, route)
+        self._session = start(client, self._target, messages, response_format, options)
+        self.response: ChatResponse | None = None
+        self._iterator: AsyncIterator[StreamEvent] | None = None
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    async def __aenter__(self) -> AsyncStructuredStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    async def until_done(self) -> ChatResponse:
+        """Consume the stream and return the answer (`.parsed` holds the object)."""
+        async for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        session = self._session
+        ask: Ask = session.ask()
+        try:
+            while True:
+                stream = self._client.stream(ask.messages, **self._route, **ask.options)
+                reader = PartialReader(session.spec, ask.mode)
+                started = False
+                try:
+                    async with stream:
+                        async for event in stream:
+                            started = True
+                            yield event
+                            changed, value = reader.feed(event)
+                            if changed:
+                                yield PartialObject(value)
+                except HumanError as exc:
+                    if started:
+                        raise
+                    ask = session.rejected(exc)
+                    continue
+                outcome = session.answered(stream.response)
+                if isinstance(outcome, ChatResponse):
+                    self.response = outcome
+                    yield ParsedObject(outcome.parsed)
+                    return
+                yield ReaskEvent(len(session.attempts) + 1, session.attempts[-1].errors)
+                ask = outcome
+        except StructuredOutputError as exc:
+            raise _scrubbed(exc, self._target) from None
+        finally:
+            _remember(self._client, self._target, session)
