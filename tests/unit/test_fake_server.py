@@ -86,6 +86,23 @@ def test_completion_builds_a_chat_completion(fake):
     assert data["choices"][0]["finish_reason"] == "stop" and data["usage"]["total_tokens"] == 2
 
 
+def test_respond_computes_the_reply_from_the_request(fake):
+    def answer(request):
+        model = request.json["model"]
+        if model == "bad":
+            return 400, {"error": {"message": "no"}}
+        if model == "streamed":
+            return [{"n": 1}]
+        return {"echo": model}
+
+    fake.respond(answer).as_default()
+    assert json.loads(post(fake, body={"model": "m1"}).read()) == {"echo": "m1"}
+    assert post(fake, body={"model": "bad"}).status == 400
+    streamed = post(fake, body={"model": "streamed"})
+    assert streamed.getheader("Content-Type") == "text/event-stream"
+    assert streamed.read() == b'data: {"n": 1}\n\ndata: [DONE]\n\n'
+
+
 def test_urls_point_at_the_bound_loopback_port(fake):
     assert fake.url == f"http://127.0.0.1:{fake.port}" and fake.url_v1 == fake.url + "/v1"
 

@@ -64,7 +64,25 @@ def test_pure_core_imports_no_io_modules():
     code = (
         "import sys, json; before = set(sys.modules)\n"
         "import human.core.wire, human.core.retry, human.core.classify, human.core.schema\n"
+        "import human.core.extract, human.core.partial, human.structured.session\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))"
     )
     loaded = json.loads(fresh(code))
     assert not [name for name in loaded if name in ("socket", "ssl", "asyncio", "aiohttp", "http.client", "time")]
+
+
+def test_structured_output_and_pydantic_load_only_when_asked_for():
+    out = fresh(
+        "import sys, os, dataclasses\n"
+        "os.environ['HOME'] = '/nonexistent-home'\n"
+        "import human\n"
+        "c = human.Client(base_url='https://api.example.com/v1', model='m', api_key='k')\n"
+        "c.dry_run('hi', response_format='json_object')\n"
+        "print('human.structured' in sys.modules)\n"
+        "@dataclasses.dataclass\n"
+        "class P:\n"
+        "    name: str\n"
+        "c.dry_run('hi', response_format=P)\n"
+        "print('human.structured' in sys.modules, 'pydantic' in sys.modules)\n"
+    )
+    assert out.split() == ["False", "True", "False"]
