@@ -281,3 +281,27 @@ def test_reasoning_split_off_by_the_server_and_a_think_block_left_in_content(dri
     fake.reply(json=completion(json.dumps(ADA)) | {"choices": [{"index": 0, "finish_reason": "stop", "message": {
         "role": "assistant", "content": json.dumps(ADA), "reasoning_content": "think {x}"}}]})
     assert handle.parse("Ada", Person) == Person("Ada", 36)
+
+
+# ---- the quirk matrix (wave2.md F.1): a validated object or a typed error, within bounds ------
+
+
+SCENARIOS = {
+    "honours everything": dict(),
+    "ignores response_format": dict(ignores={"json_schema", "json_object"}),
+    "rejects json_object": dict(rejects={"json_object"}),
+    "fenced JSON when prompted": dict(ignores={"json_schema"}, dress=lambda t: f"```json\n{t}\n```"),
+    "<think> with braces first": dict(ignores={"json_schema"},
+                                      dress=lambda t: f"<think>is it {{name}} or {{\"x\": 1}}?</think>{t}"),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("max_retries", [1, 2])
+@pytest.mark.parametrize("strict", [False, True])
+def test_every_quirk_ends_in_an_object_within_max_retries_plus_one_requests(driver, fake, config_for, scenario,
+                                                                           max_retries, strict):
+    server(fake, **SCENARIOS[scenario])
+    entry = {"structured_output": "json_schema_strict"} if strict else {}
+    assert driver.client(config_for(entry)).parse("Ada", Person, max_retries=max_retries) == Person("Ada", 36)
+    assert len(fake.requests) <= max_retries + 1
