@@ -83,6 +83,8 @@ class Profile:
     # then asks with the schema in the prompt instead.
     honours_json_object: bool | None = None
     honours_json_schema: bool | None = None
+    # Accepting tools is not calling them: True = the model called the probe's tool.
+    calls_tools: bool | None = None
 
     @property
     def drop(self) -> frozenset[str]:

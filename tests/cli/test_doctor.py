@@ -170,7 +170,8 @@ def test_healthy_endpoint_saves_a_profile_that_changes_nothing(fake, cfg, capsys
     assert saved is not None
     assert (saved.accepts_max_tokens, saved.accepts_max_completion_tokens, saved.accepts_stream_options,
             saved.streams_usage, saved.accepts_content_parts, saved.supports_tools, saved.tool_deltas_have_index,
-            saved.tool_deltas_have_id, saved.supports_json_object, saved.supports_json_schema) == (True,) * 10
+            saved.tool_deltas_have_id, saved.supports_json_object, saved.supports_json_schema,
+            saved.honours_json_object, saved.honours_json_schema, saved.calls_tools) == (True,) * 13
     assert saved.first_token_s is not None and saved.probed_at
     assert saved.drop == frozenset() and saved.rename == {}
     assert f"profile: saved to {profile_path()}; no request changes needed" in out
@@ -376,7 +377,10 @@ def test_json_mode_accepted_but_ignored_fails(fake, cfg, capsys):
     assert rows(out)["json_object"][0] == "fail"
     assert rows(out)["json_object"][1].startswith("accepted but not honoured")
     assert rows(out)["json_schema"] == ("pass", "accepted; the answer is JSON")
-    assert load_profile("local", fake.url_v1, MODEL).supports_json_object is True  # not dropped
+    saved = load_profile("local", fake.url_v1, MODEL)
+    assert saved.supports_json_object is True  # not dropped
+    # ... but known to be ignored, so structured output does not rely on it
+    assert (saved.honours_json_object, saved.honours_json_schema) == (False, True)
 
 
 def test_no_models_route_is_not_a_failure(fake, cfg, capsys):

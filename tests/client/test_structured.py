@@ -241,10 +241,28 @@ def test_profile_json_schema_ignored_json_object_honoured(driver, fake, config_f
 
 
 def test_profile_without_json_modes_but_with_tools_uses_a_tool_call(driver, fake, config_for, state):
-    profile(base_url=fake.url_v1, supports_json_schema=False, supports_json_object=False, supports_tools=True)
+    profile(base_url=fake.url_v1, supports_json_schema=False, supports_json_object=False, supports_tools=True,
+            calls_tools=True)
     model = server(fake)
     assert driver.client(config_for()).parse("Ada", Person) == Person("Ada", 36)
     assert model.seen == ["tool call"]
+
+
+def test_tools_accepted_but_never_called_is_not_a_mode(driver, fake, config_for, state):
+    profile(base_url=fake.url_v1, supports_json_schema=False, supports_json_object=False, supports_tools=True,
+            calls_tools=False)
+    model = server(fake)
+    assert driver.client(config_for()).parse("Ada", Person) == Person("Ada", 36)
+    assert model.seen == ["prompted"]
+
+
+def test_a_forced_tool_call_answered_with_prose_falls_back_to_the_prompt(driver, fake, config_for):
+    fake.completion("Ada Lovelace, 36.")  # the server ignored tool_choice
+    fake.completion(json.dumps(ADA))
+    answer = driver.client(config_for({"structured_output": "tools"})).chat("Ada", response_format=Person)
+    assert answer.parsed == Person("Ada", 36)
+    assert "the endpoint ignored the forced tool call" in answer.adjustments[1]
+    assert "tools" not in fake.last.json and "JSON Schema" in fake.last.json["messages"][0]["content"]
 
 
 def test_profile_without_anything_prompts(driver, fake, config_for, state):
@@ -255,7 +273,8 @@ def test_profile_without_anything_prompts(driver, fake, config_for, state):
 
 
 def test_profiles_off_ignores_the_profile(driver, fake, config_for, state):
-    profile(base_url=fake.url_v1, supports_json_schema=False, supports_json_object=False, supports_tools=True)
+    profile(base_url=fake.url_v1, supports_json_schema=False, supports_json_object=False, supports_tools=True,
+            calls_tools=True)
     server(fake)
     driver.client(config_for(), profiles=False).parse("Ada", Person)
     assert sent_format(fake.last) == "json_schema"

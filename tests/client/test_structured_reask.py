@@ -11,7 +11,7 @@ import json
 import pytest
 
 import human
-from human.errors import AllAttemptsFailedError, APIError, HumanError, StructuredOutputError, TruncatedOutputError
+from human.errors import AllAttemptsFailedError, APIError, APITimeoutError, HumanError, StructuredOutputError, TruncatedOutputError
 from tests.client.conftest import CANARY
 from tests.fakes.quirky_model import ADA
 
@@ -141,3 +141,19 @@ def test_the_key_never_leaks_from_a_structured_error(driver, fake, config_for):
     error = caught.value
     shown = [str(error), repr(error), repr(vars(error)), *(repr(a) for a in error.attempts)]
     assert all(CANARY not in text for text in shown)
+
+
+def test_a_whole_call_timeout_bounds_the_re_asks_too(driver, fake, config_for):
+    now = [0.0]
+
+    def slow_answer(request):  # each answer takes 6 s on the client's clock
+        now[0] += 6
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": "no json"},
+                             "finish_reason": "stop"}]}
+
+    fake.respond(slow_answer).as_default()
+    handle = driver.client(config_for(), clock=lambda: now[0])
+    with pytest.raises(APITimeoutError) as caught:
+        handle.parse("Ada", Person, timeout=10)
+    assert caught.value.kind == "call" and "re-ask included" in str(caught.value)
+    assert len(fake.requests) == 2  # 6 s, then 6 more: no time left for a third

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from human.doctor import diagnose
 from human.errors import StructuredOutputError
+from human.profile import load_profile
 
 from .interop_support import aimock_config, journal
 
@@ -98,3 +100,19 @@ def test_a_forced_native_mode_on_a_server_that_ignores_it_fails_typed(connect, a
         connect("mock-structured").parse("Ada?", Person, mode="json_schema", max_retries=1)
     assert [a.raw for a in caught.value.attempts] == ["Ada Lovelace was 36 years old."] * 2
     assert len(sent(aimock, test_id)) == 2
+
+
+def test_after_doctor_the_first_request_already_carries_the_schema(aimock, test_id, write_config, driver):
+    _require_fixtures(aimock)
+    config = write_config(aimock_config(aimock, test_id, "mock-structured"))
+    diagnose(config=config, provider="compatible")
+    saved = load_profile("compatible", aimock.base_url, "mock-structured")
+    assert saved is not None
+    assert (saved.supports_json_schema, saved.honours_json_schema, saved.honours_json_object,
+            saved.supports_tools, saved.calls_tools) == (True, False, False, True, False)
+    probes = len(sent(aimock, test_id))
+    answer = driver.client(config).chat("Who was Ada Lovelace?", response_format=Person)
+    assert answer.parsed == ADA
+    assert len(sent(aimock, test_id)) == probes + 1  # no wasted json_schema request
+    assert answer.adjustments[0] == ("structured output: prompt mode, from the capability profile "
+                                     "(response_format rejected or ignored)")

@@ -137,8 +137,10 @@ def profile(**fields: Any) -> Profile:
     (None, None, profile(supports_json_schema=True), None, "json_schema_strict"),
     (None, None, profile(supports_json_schema=True, honours_json_schema=False, supports_json_object=True),
      None, "json_object"),
-    (None, None, profile(supports_json_schema=False, supports_json_object=False, supports_tools=True),
-     "json_schema", "tools"),
+    (None, None, profile(supports_json_schema=False, supports_json_object=False, supports_tools=True,
+                         calls_tools=True), "json_schema", "tools"),
+    (None, None, profile(supports_json_schema=False, supports_json_object=False, supports_tools=True,
+                         calls_tools=False), None, "prompt"),
     (None, None, profile(supports_json_schema=False, supports_json_object=False), None, "prompt"),
     (None, None, profile(supports_tools=True), "json_schema_strict", "json_schema_strict"),  # no JSON probe
 ])

@@ -366,10 +366,11 @@ def _check_json(name: str, outcome: Outcome, sibling: Outcome) -> Check:
         if response is None or response.finish_reason == "length":
             return Check(name, PASS, f"accepted (the answer was cut at {PROBE_TOKENS} tokens before it was JSON)")
         return Check(name, FAIL, f"accepted but not honoured; the answer is not JSON{_said(response)}",
-                     "this endpoint ignores response_format: validate the answer yourself")
+                     "this endpoint ignores response_format; response_format=<type> puts the schema in the prompt here")
     if outcome.rejected:
         if sibling.rejected:
-            advice = "human leaves response_format out here (saved profile); ask for JSON in the prompt"
+            advice = ("human leaves response_format out here (saved profile); response_format=<type> puts the "
+                      "schema in the prompt")
         else:
             other = "json_schema" if name == "json_object" else "json_object"
             advice = f"use response_format {other!r} with this endpoint"

@@ -9,6 +9,7 @@ the client to drop a parameter.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from ..profile import Profile
@@ -50,7 +51,35 @@ def learn(obs: Observations) -> Profile | None:
         supports_json_object=_accepts(out.get("json_object")),
         supports_json_schema=_accepts(out.get("json_schema")),
         first_token_s=round(stream.first_token_s, 3) if stream and stream.first_token_s is not None else None,
+        honours_json_object=_honours(out.get("json_object")),
+        honours_json_schema=_honours(out.get("json_schema")),
+        calls_tools=_calls(out.get("tools")),
     )
+
+
+def _calls(outcome: Outcome | None) -> bool | None:
+    """Whether the model called the probe's tool (None when the request failed)."""
+    if outcome is None or not outcome.ok or outcome.response is None:
+        return None
+    return bool(outcome.response.tool_calls)
+
+
+def _honours(outcome: Outcome | None) -> bool | None:
+    """Whether an accepted response_format was also obeyed: True = the answer is JSON,
+    False = prose (accepted and ignored, as aimock and many local setups do; the
+    structured-output mode choice skips such a format), None = not accepted, or no
+    telling (a tool call, or cut at the probe's token limit)."""
+    if outcome is None or not outcome.ok or outcome.response is None:
+        return None
+    response = outcome.response
+    try:
+        json.loads(response.content or "")
+        return True
+    except ValueError:
+        pass
+    if response.tool_calls or response.finish_reason == "length":
+        return None
+    return False
 
 
 def _accepts(outcome: Outcome | None, rejected: bool | None = None) -> bool | None:

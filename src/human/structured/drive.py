@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..core.secret import scrub
-from ..errors import HumanError, StructuredOutputError
+from ..errors import APITimeoutError, HumanError, StructuredOutputError
 from ..profile import load_profile
 from ..types import ChatResponse, ParsedObject, PartialObject, ReaskEvent, StreamEvent
 from . import modes
@@ -64,6 +64,33 @@ def _endpoint(target: Any) -> tuple[str, str, str]:
     return target.provider, target.base_url, target.model
 
 
+class _Deadline:
+    """A number given as `timeout=` (the call's, else the client's) bounds the whole call,
+    re-asks included, as it bounds one `chat()` with its retries: each request gets what
+    is left of it."""
+
+    def __init__(self, client: Any, route: dict[str, Any]) -> None:
+        self._clock = client._clock
+        self.seconds = _seconds(route["timeout"]) or _seconds(client._timeout)
+        self._ends = None if self.seconds is None else self._clock() + self.seconds
+
+    def route(self, route: dict[str, Any]) -> dict[str, Any]:
+        """The settings for the next request; raises when no time is left."""
+        if self._ends is None:
+            return route
+        left = self._ends - self._clock()
+        if left <= 0:
+            raise APITimeoutError(f"no answer that fits within the call's timeout of {self.seconds:g} s "
+                                  "(every request and re-ask included)", kind="call", seconds=self.seconds)
+        return {**route, "timeout": left}
+
+
+def _seconds(timeout: Any) -> float | None:
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    return None
+
+
 def _remember(client: Any, target: Any, session: Session) -> None:
     if session.learned is not None:
         _learned.setdefault(client, {})[_endpoint(target)] = session.learned
@@ -100,10 +127,11 @@ def chat(client: Any, messages: Any, response_format: Any, route: dict[str, Any]
     target = _target(client, route)
     session = start(client, target, messages, response_format, options)
     ask = session.ask()
+    deadline = _Deadline(client, route)
     try:
         while True:
             try:
-                response = client.chat(ask.messages, **route, **ask.options)
+                response = client.chat(ask.messages, **deadline.route(route), **ask.options)
             except HumanError as exc:
                 ask = session.rejected(exc)
                 continue
@@ -155,9 +183,10 @@ class StructuredStream:
     def _events(self) -> Iterator[StreamEvent]:
         session = self._session
         ask: Ask = session.ask()
+        deadline = _Deadline(self._client, self._route)
         try:
             while True:
-                stream = self._client.stream(ask.messages, **self._route, **ask.options)
+                stream = self._client.stream(ask.messages, **deadline.route(self._route), **ask.options)
                 reader = PartialReader(session.spec, ask.mode)
                 started = False
                 try:
@@ -195,10 +224,11 @@ async def achat(client: Any, messages: Any, response_format: Any, route: dict[st
     target = _target(client, route)
     session = start(client, target, messages, response_format, options)
     ask = session.ask()
+    deadline = _Deadline(client, route)
     try:
         while True:
             try:
-                response = await client.chat(ask.messages, **route, **ask.options)
+                response = await client.chat(ask.messages, **deadline.route(route), **ask.options)
             except HumanError as exc:
                 ask = session.rejected(exc)
                 continue
@@ -248,9 +278,10 @@ class AsyncStructuredStream:
     async def _events(self) -> AsyncIterator[StreamEvent]:
         session = self._session
         ask: Ask = session.ask()
+        deadline = _Deadline(self._client, self._route)
         try:
             while True:
-                stream = self._client.stream(ask.messages, **self._route, **ask.options)
+                stream = self._client.stream(ask.messages, **deadline.route(self._route), **ask.options)
                 reader = PartialReader(session.spec, ask.mode)
                 started = False
                 try:

@@ -63,8 +63,8 @@ def choose(forced: str | None, learned: str | None, profile: Any, hint: str | No
             return _fit("json_schema_strict", spec), "from the capability profile (json_schema accepted)"
         if profile.supports_json_object and profile.honours_json_object is not False:
             return "json_object", "from the capability profile (json_schema rejected or ignored, json_object works)"
-        if profile.supports_tools:
-            return "tools", "from the capability profile (response_format rejected or ignored; tools work)"
+        if profile.supports_tools and profile.calls_tools:
+            return "tools", "from the capability profile (response_format rejected or ignored; the model calls tools)"
         return "prompt", "from the capability profile (response_format rejected or ignored)"
     if hint is not None:
         return _fit(hint, spec), "from the provider's structured_output setting"

@@ -128,11 +128,11 @@ class Session:
                 f"the token budget ({self.token_budget}) was spent after {len(self.attempts)} attempt(s) "
                 f"({spent} tokens) and no answer fitted {self._what()}: {_problems(problems)}",
                 attempts=self.attempts, usage=usage, response=response)
-        if prose and self.mode in ("json_schema_strict", "json_schema") and not self._forced \
-                and not _refused(response):
-            # A server that enforces json_schema cannot answer without JSON: this one ignores it.
-            self._notes.append(f"structured output: the endpoint ignored response_format {_label(self.mode)} "
-                               "(the answer held no JSON); asked again with the schema in the prompt")
+        if prose and self.mode in _ENFORCING and not self._forced and not _refused(response):
+            # A server that enforces json_schema or a forced tool call cannot answer with
+            # prose: this one ignores it.
+            self._notes.append(f"structured output: the endpoint ignored {_ENFORCING[self.mode]} (the answer held "
+                               "no JSON); asked again with the schema in the prompt")
             self.mode = self.learned = "prompt"
         self._reasks += 1
         self._followup = _reask(self.mode, raw, problems, call)
@@ -187,6 +187,8 @@ class Session:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(ChatResponse))
+_ENFORCING = {"json_schema_strict": "response_format json_schema (strict)",
+              "json_schema": "response_format json_schema", "tools": "the forced tool call"}
 
 
 def total_usage(usages: list[Usage | None]) -> Usage | None:
