@@ -11,7 +11,14 @@ import json
 import pytest
 
 import human
-from human.errors import AllAttemptsFailedError, APIError, APITimeoutError, HumanError, StructuredOutputError, TruncatedOutputError
+from human.errors import (
+    AllAttemptsFailedError,
+    APIError,
+    APITimeoutError,
+    HumanError,
+    StructuredOutputError,
+    TruncatedOutputError,
+)
 from tests.client.conftest import CANARY
 from tests.fakes.quirky_model import ADA
 
