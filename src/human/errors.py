@@ -327,11 +327,13 @@ class StructuredOutputError(HumanError):
     """
 
     def __init__(self, message: str, *, attempts: list[OutputAttempt], usage: Any = None,
-                 response: Any = None) -> None:
-        super().__init__(message)
+                 response: Any = None, advice: str = "") -> None:
+        super().__init__(f"{message}; {advice}" if advice else message)
         self.attempts = attempts
         self.usage = usage
         self.response = response
+        #: What a library caller can change (the CLI words its own); also in the message.
+        self.advice = advice
 
 
 class TruncatedOutputError(StructuredOutputError):

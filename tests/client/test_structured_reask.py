@@ -81,7 +81,7 @@ def test_gives_up_after_max_retries_with_every_attempt_and_the_total_usage(drive
     assert error.usage == human.Usage(18, 15, 33)
     assert error.response.content == "no json here 2"
     assert str(error).startswith("no answer fitted Person after 3 attempt(s) (prompt mode)")
-    assert "Raise max_retries" in str(error)
+    assert error.advice.startswith("raise max_retries") and str(error).endswith(f"; {error.advice}")
 
 
 def test_max_retries_zero_sends_one_request(driver, fake, config_for):

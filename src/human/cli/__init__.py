@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--reasoning", action="store_true", help="print the model's reasoning to stderr")
     chat.add_argument("--timeout", type=float, metavar="SECONDS",
                       help="the whole call, every retry and wait included")
+    chat.add_argument("--schema", metavar="FIELDS|FILE.json",
+                      help="answer as one JSON object: fields ('name str, age int, bio: a short bio'; types str, "
+                           "int, float, bool) or a JSON Schema (a .json file, or inline JSON)")
+    chat.add_argument("--schema-multi", action="store_true", help="with --schema: a JSON array of such objects")
     chat.add_argument("--dry-run", action="store_true",
                       help="print URL, headers (key masked) and body; send nothing (in a terminal without a "
                            "prompt: the interactive chat, printing each turn's request)")

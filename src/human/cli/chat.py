@@ -1,5 +1,6 @@
 """`human chat`: one prompt (streamed to stdout), a piped file, or an interactive chat.
 
+`--schema` asks for one JSON object (`human.structured`) and prints it validated.
 `--dry-run` never sends, in any mode: with a prompt it prints the request; in a terminal
 without one, the interactive chat prints each turn's request instead of sending it.
 With nothing configured the client looks for a local server (`human.discover`) and says
@@ -9,10 +10,14 @@ which on stderr, once.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from ..client import Client
 from ..config import Config, load_config
+from ..errors import ConfigError
 from .output import Output
 from .turn import Settings, ask, messages_for, progress_for
 
@@ -22,6 +27,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
     out.config = config
     collect_secrets(config, out)
     settings = Settings.from_args(args)
+    if args.schema is not None:
+        settings.schema = load_schema(args.schema)
+    elif args.schema_multi:
+        out.info("human: error: --schema-multi needs --schema (the fields of each object)")
+        return 2
     prompt = " ".join(args.prompt).strip()
     piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     if piped:
@@ -29,6 +39,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
     interactive = not prompt and piped is None and sys.stdin is not None and sys.stdin.isatty()
     if not prompt and not interactive:
         out.info("human: error: no prompt: give one as an argument or pipe text in")
+        return 2
+    if interactive and settings.schema is not None:
+        out.info("human: error: --schema answers one prompt: give it as an argument or pipe it in")
         return 2
     if settings.dry_run and not (settings.provider or config.default_provider):
         out.info("human: error: no provider configured, and a dry run does not look for local servers: "
@@ -41,6 +54,31 @@ def run(args: argparse.Namespace, out: Output) -> int:
             return repl(client, settings, out)
         ask(client, messages_for(settings, prompt), settings, out)
     return 0
+
+
+def load_schema(value: str) -> dict[str, Any]:
+    """`--schema`: inline JSON, a .json file, or a concise field list."""
+    from ..structured.concise import concise_schema
+
+    text = value.strip()
+    if text.endswith(".json") and not text.startswith("{"):
+        path = Path(text).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--schema: cannot read {path}: {exc.strerror or exc}") from None
+        where = str(path)
+    elif text.startswith("{"):
+        where = "the inline --schema"
+    else:
+        return concise_schema(text)
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"--schema: {where} is not valid JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"--schema: {where} must hold a JSON Schema object, not {type(schema).__name__}")
+    return schema
 
 
 def collect_secrets(config: Config, out: Output) -> None:

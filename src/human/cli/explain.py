@@ -23,6 +23,8 @@ from ..errors import (
     AuthenticationError,
     ConfigError,
     HumanError,
+    StructuredOutputError,
+    TruncatedOutputError,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ def explain(exc: BaseException, config: Config | None, *, debug: bool = False) -
         return [str(exc)], 2
     if isinstance(exc, AllAttemptsFailedError):
         return _summary(exc, config, debug), 1
+    if isinstance(exc, StructuredOutputError):
+        return _structured(exc, debug), 1
     if isinstance(exc, APIError):
         lines = [_with_advice(str(exc), advice(exc, config))]
         if exc.partial is not None and exc.partial.content:
@@ -82,6 +86,22 @@ def _summary(exc: AllAttemptsFailedError, config: Config | None, debug: bool) ->
         return [line + " (--debug lists each attempt)"]
     return [line] + [f"  {number}. {attempt.provider}/{attempt.model}: {text}"
                      for number, (attempt, text) in enumerate(zip(attempts, texts), 1)]
+
+
+def _structured(exc: StructuredOutputError, debug: bool) -> list[str]:
+    """`--schema` found no answer that fits: the error, and with --debug each answer."""
+    head = str(exc).removesuffix(f"; {exc.advice}") if exc.advice else str(exc)
+    if isinstance(exc, TruncatedOutputError):
+        head = _with_advice(head, "raise it with --max-tokens N")
+    else:
+        head = _with_advice(head, "a simpler schema or another model may fit")
+    if not debug:
+        return [head + " (--debug shows each answer)"]
+    lines = [head]
+    for number, attempt in enumerate(exc.attempts, 1):
+        problems = "; ".join(attempt.errors[:3])
+        lines.append(f"  {number}. [{attempt.mode}] {problems} — the answer: {attempt.raw!r}")
+    return lines
 
 
 def _with_advice(text: str, hint: str) -> str:

@@ -51,12 +51,22 @@ class Settings:
     reasoning: bool = False
     timeout: float | None = None
     dry_run: bool = False
+    schema: dict[str, Any] | None = None  # --schema, read (human.structured); None = plain text
+    schema_multi: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
         return cls(provider=args.provider, model=args.model, system=args.system, temperature=args.temperature,
                    max_tokens=args.max_tokens, images=list(args.image), stream=not args.no_stream, json=args.json,
-                   usage=args.usage, reasoning=args.reasoning, timeout=args.timeout, dry_run=args.dry_run)
+                   usage=args.usage, reasoning=args.reasoning, timeout=args.timeout, dry_run=args.dry_run,
+                   schema_multi=getattr(args, "schema_multi", False))
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """What `--schema` asks for: the object, or with `--schema-multi` an array of them."""
+        if self.schema is None:
+            return None
+        return {"type": "array", "items": self.schema} if self.schema_multi else self.schema
 
     def options(self) -> dict[str, Any]:
         """The request options these settings send (None = not sent)."""
@@ -96,6 +106,8 @@ def ask(client: Client, messages: list[dict[str, Any]], settings: Settings, out:
     """Send one turn (or, for a dry run, print what would be sent). Returns the answer."""
     options = settings.options()
     where: dict[str, Any] = {"provider": settings.provider, "model": settings.model}
+    if settings.schema is not None:
+        return _ask_structured(client, messages, settings, out, {**where, **options})
     if settings.dry_run:
         if settings.streaming and settings.usage:
             options.update(_usage_options(client, settings))
@@ -127,6 +139,26 @@ def ask(client: Client, messages: list[dict[str, Any]], settings: Settings, out:
         out.info(f"human: note: {notice}")
     if settings.json:
         out.json({**response.to_dict(), "notices": notices})
+    if settings.usage:
+        out.info(_usage_line(response))
+    return response
+
+
+def _ask_structured(client: Client, messages: list[dict[str, Any]], settings: Settings, out: Output,
+                    options: dict[str, Any]) -> ChatResponse | None:
+    """`--schema`: the validated JSON on stdout (with --json: the whole response and it).
+    Not streamed: the object is printed once it is whole and checked."""
+    if settings.dry_run:
+        out.json(client.dry_run(messages, response_format=settings.response_format, **options))
+        return None
+    response = client.chat(messages, response_format=settings.response_format, timeout=settings.timeout, **options)
+    out.clear_status()
+    if settings.reasoning and response.reasoning:
+        out.reasoning(response.reasoning + "\n")
+    if settings.json:
+        out.json({**response.to_dict(), "parsed": response.parsed})
+    else:
+        out.json(response.parsed)
     if settings.usage:
         out.info(_usage_line(response))
     return response

@@ -115,13 +115,14 @@ class Session:
         if response.finish_reason == "length":
             raise TruncatedOutputError(
                 f"the answer stopped at the token limit (finish_reason \"length\") before its JSON was complete"
-                f"{_reasoning_note(response)}; not re-asked, as the same limit would cut the next answer too: "
-                "raise max_tokens", attempts=self.attempts, usage=usage, response=response)
+                f"{_reasoning_note(response)}; not re-asked, as the same limit would cut the next answer too",
+                advice="raise max_tokens", attempts=self.attempts, usage=usage, response=response)
         if self._reasks >= self.max_retries:
             raise StructuredOutputError(
                 f"no answer fitted {self._what()} after {len(self.attempts)} attempt(s) ({_label(self.mode)} mode); "
-                f"the last one: {_problems(problems)}. Raise max_retries, simplify the type, or pass another mode= "
-                "(every raw answer is in .attempts)", attempts=self.attempts, usage=usage, response=response)
+                f"the last one: {_problems(problems)}",
+                advice="raise max_retries, simplify the type, or pass another mode= (every raw answer is in "
+                       ".attempts)", attempts=self.attempts, usage=usage, response=response)
         spent = (usage.total_tokens or 0) if usage else 0
         if self.token_budget is not None and spent >= self.token_budget:
             raise StructuredOutputError(
