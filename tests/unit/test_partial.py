@@ -112,3 +112,16 @@ def test_any_object_split_anyhow_reads_back_exactly(value, size, ascii_only):
     assert reader.done and reader.failed is None
     assert (snapshots[-1] if snapshots else {}) == value
     assert all(_is_prefix_of(s, value) for s in snapshots)
+
+
+def test_a_snapshot_never_changes_after_more_is_fed():
+    import copy
+
+    reader = PartialJSON()
+    kept = []
+    for char in '{"a": [1, {"b": [2, 3]}, 4], "c": {"d": "e"}}':
+        if reader.feed(char):
+            snapshot = reader.snapshot()
+            kept.append((snapshot, copy.deepcopy(snapshot)))
+    assert len(kept) == 5
+    assert all(snapshot == frozen for snapshot, frozen in kept)

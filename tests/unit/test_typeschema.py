@@ -336,3 +336,40 @@ def test_untyped_parameters_take_any_json_and_names_can_be_overridden() -> None:
     assert spec.parameters["properties"] == {"value": {}}
     assert spec.arguments({"value": [1, {"a": None}]}) == {"value": [1, {"a": None}]}
     json.dumps(spec.parameters)  # serialisable as sent
+
+
+def test_nested_pydantic_definitions_move_to_the_root_so_refs_resolve() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Pet(pydantic.BaseModel):
+        species: str
+
+    class Owner(pydantic.BaseModel):
+        pets: list[Pet]
+
+    for schema in (shape_of(list[Owner]).schema, function_spec(adopt_factory(Owner)).parameters):
+        assert "Pet" in schema["$defs"]
+        assert '"$defs":' not in json.dumps({k: v for k, v in schema.items() if k != "$defs"})
+        jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate([{"pets": [{"species": "cat"}]}], shape_of(list[Owner]).schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([{"pets": [{"species": 1}]}], shape_of(list[Owner]).schema)
+
+
+def adopt_factory(owner_type: Any) -> Any:
+    """A function whose parameter is typed with a class made inside a test."""
+
+    def adopt(owner, note=""):  # type: ignore[no-untyped-def]
+        """Adopt."""
+
+    adopt.__annotations__ = {"owner": owner_type, "note": str, "return": None}
+    return adopt
+
+
+def test_strict_schema_leaves_a_free_keyed_object_open_and_drops_null_defaults() -> None:
+    from human.core.typeschema import can_be_strict
+
+    mapping = shape_of(dict[str, int]).schema
+    assert strict_schema(mapping) == mapping and not can_be_strict(mapping)
+    assert strict_schema({"type": "string", "default": None}) == {"type": "string"}
+    assert can_be_strict(shape_of(Person).schema)

@@ -23,11 +23,13 @@ by `core.extract`, once it has arrived.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = ["PartialJSON"]
 
 _WHITESPACE = frozenset(" \t\r\n")
+_STRING_STOP = re.compile(r'["\\]')
 _NUMBER = frozenset("+-0123456789.eE")
 _LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
 _loads = json.JSONDecoder(strict=False).decode  # a raw newline inside a string is common; accept it
@@ -71,16 +73,48 @@ class PartialJSON:
         return self._has_root
 
     def snapshot(self) -> Any:
-        """A copy of the complete part (None before anything is complete)."""
-        return _copy(self._root)
+        """The complete part (None before anything is complete), as a new object whose
+        still-growing containers are copies: a later `feed` never changes a snapshot.
+        Containers that are already closed are shared between snapshots (they cannot
+        change any more), so a snapshot costs the size of the open containers, not of
+        the whole value; treat snapshots as read-only."""
+        open_frames = [frame for frame in self._stack if frame.attached]  # a prefix of the stack
+        if not open_frames:
+            return self._root
+        top = _shallow(open_frames[0].container)
+        current = top
+        for parent, child in zip(open_frames, open_frames[1:]):
+            copy = _shallow(child.container)
+            if isinstance(current, dict):
+                assert parent.key is not None
+                current[parent.key] = copy
+            else:
+                current[-1] = copy
+            current = copy
+        return top
 
     def feed(self, text: str) -> bool:
         """Read more text. True when the complete part grew."""
         changed = False
-        for char in text:
-            if self.done or self.failed is not None:
-                break
-            changed = self._step(char) or changed
+        index, end = 0, len(text)
+        while index < end and not self.done and self.failed is None:
+            token = self._token
+            if token is not None and self._token_kind == "string" and not self._escaped:
+                # the inside of a string, up to its next quote or backslash, in one step
+                stop = _STRING_STOP.search(text, index)
+                if stop is None:
+                    token.append(text[index:])
+                    break
+                if stop.start() > index:
+                    token.append(text[index:stop.start()])
+                    index = stop.start()
+            elif not self.started:
+                found = [at for at in (text.find(char, index) for char in self._start) if at >= 0]
+                if not found:
+                    break
+                index = min(found)
+            changed = self._step(text[index]) or changed
+            index += 1
         return changed
 
     def close(self) -> bool:
@@ -254,9 +288,5 @@ class PartialJSON:
         return False
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
+def _shallow(container: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
+    return dict(container) if isinstance(container, dict) else list(container)

@@ -98,7 +98,7 @@ def object_shape(name: str, fields: Sequence[tuple[str, Any, bool, str | None]],
     a function's parameters (`core.functions`)."""
     schema, convert = _object(name, None, fields, (), build)
     schema.pop("title", None)
-    return Shape(name, schema, convert)
+    return Shape(name, _hoist_defs(schema), convert)
 
 
 # ---- compiling a type ------------------------------------------------------------------
