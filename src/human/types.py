@@ -214,7 +214,8 @@ class FinishEvent:
 @dataclass(frozen=True, slots=True)
 class PartialObject:
     """Structured output so far (`stream(..., response_format=T)`): the JSON value with
-    only its complete fields, as plain dicts and lists. Not yet validated."""
+    only its complete fields, as plain dicts and lists. Not yet validated. Parts that
+    are complete are shared with later events: treat the value as read-only."""
 
     type: ClassVar[Literal["partial"]] = "partial"
     value: Any
