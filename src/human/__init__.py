@@ -41,7 +41,7 @@ _EXPORTS = {
             "HumanError", "ConfigError", "UnknownProviderError", "MissingCredentialError", "APIError",
             "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
             "ContextLengthError", "AuthenticationError", "PermissionDeniedError", "NotFoundError",
-            "RateLimitError", "ServerError", "BadResponseError", "ResponseTooLargeError",
+            "RateLimitError", "RedirectError", "ServerError", "TLSError", "BadResponseError", "ResponseTooLargeError",
             "CircuitOpenError", "ToolError", "ToolArgumentsError", "AllAttemptsFailedError",
             "ClientClosedError", "StructuredOutputError", "TruncatedOutputError", "OutputAttempt",
         ],

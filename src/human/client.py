@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._http import AsyncTransport, Deadlines, SyncTransport
 from .config import Config, Target, Timeouts, load_config, resolve
 from .core.classify import Headers, classify
 from .core.parse import decode_body, parse_completion
@@ -34,6 +33,8 @@ from .core.stream import StreamAssembler
 from .core.wire import NOT_GIVEN, NotGiven, build_body, encode
 from .errors import APIError, APITimeoutError, BadResponseError, ClientClosedError, HumanError
 from .profile import changes_for, warn_once
+from .transport import Deadlines
+from .transport.sync import SyncTransport
 from .types import ChatResponse, ContentDelta, FinishEvent, ReasoningDelta, StreamEvent, ToolCallDone, UsageEvent
 
 if TYPE_CHECKING:
@@ -59,41 +60,78 @@ _OPTIONS = (
 
 
 class _Pump:
-    """Bytes in, typed events out: the SSE decoder and the assembler, joined.
+    """Bytes in, typed events out: the SSE decoder and the assembler, joined, with the
+    stream end rules of `core/stream.py` (`[DONE]` ends it; an `error` event fails it;
+    a body cut off before a finish_reason fails it).
 
     An error found in a chunk is raised only after the events before it were handed
     out, so the caller sees the same events however the bytes were split into reads.
     """
 
-    __slots__ = ("decoder", "assembler", "_error")
+    __slots__ = ("decoder", "assembler", "_error", "_head", "_target")
 
     def __init__(self, target: Target) -> None:
         self.decoder = SSEDecoder()
         self.assembler = StreamAssembler(provider=target.provider, model=target.model)
         self._error: HumanError | None = None
+        self._head = b""  # the first bytes, to recognise an HTML page sent as a stream
+        self._target = target
+
+    @property
+    def done(self) -> bool:
+        """`[DONE]` arrived: stop reading (what follows is not part of the answer)."""
+        return self.assembler.done
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         if self._error is not None:
             raise self._error
+        if len(self._head) < 512:
+            self._head += chunk[:512]
+        return self._events(self.decoder.feed(chunk))
+
+    def end(self) -> list[StreamEvent]:
+        """End of the body: a last event without its blank line, held-back text, tool calls
+        done. An incomplete answer is raised by `finish()`, after these events."""
+        if self._error is not None:
+            raise self._error
+        events = [] if self.assembler.done else self._events(self.decoder.close())
+        if self._error is None:
+            error = self.assembler.end_error()
+            if error is not None and self._head.lstrip()[:1] == b"<":
+                error = _html_error(self._target, self._head)
+            self._error = error
+        return events + self.assembler.close()
+
+    def finish(self) -> ChatResponse:
+        if self._error is not None:
+            raise self._error
+        return self.assembler.finish()
+
+    def _events(self, sses: Any) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        add = self.assembler.add
+        assembler = self.assembler
         try:
-            for sse in self.decoder.feed(chunk):
-                events += add(sse.data)
+            for sse in sses:
+                if sse.event == "error":
+                    raise assembler.error_event(sse.data)
+                events += assembler.add(sse.data)
+                if assembler.done:
+                    break
         except HumanError as exc:
             if not events:
                 raise
             self._error = exc
         return events
 
-    def end(self) -> list[StreamEvent]:
-        """End of the body: a last event without its blank line, held-back text, tool calls done."""
-        if self._error is not None:
-            raise self._error
-        events: list[StreamEvent] = []
-        for sse in self.decoder.close():
-            events += self.assembler.add(sse.data)
-        return events + self.assembler.close()
+
+def _html_error(target: Target, head: bytes) -> HumanError:
+    """An HTML page where a stream was expected (a login portal, a wrong base_url): the
+    same answer will come again, so it is not retried."""
+    try:
+        decode_body(head, "text/html", provider=target.provider, model=target.model, status=200)
+    except HumanError as exc:
+        return exc
+    raise AssertionError("decode_body accepted an HTML page")  # pragma: no cover
 
 
 class _Base:
@@ -404,6 +442,8 @@ def _stamp_error(exc: HumanError, target: Target, *, model: bool = True, call: _
         secrets = target.secrets()
         exc.message = scrub(exc.message, *secrets)
         exc.args = (exc.message,)
+        if exc.request_id:  # a server can echo anything into X-Request-Id, a key included
+            exc.request_id = scrub(exc.request_id, *secrets)
         if isinstance(exc, BadResponseError):
             exc.body_preview = scrub(exc.body_preview, *secrets)
     return exc
@@ -478,7 +518,7 @@ class Client(_Base):
               call: _CallTime) -> tuple[ChatResponse, list[str]]:
         body, adjustments, deadlines = self._request(target, messages, False, options, call)
         exchange = self._transport.send("POST", target.url, target.request_headers(), body, deadlines,
-                                        target.max_response_bytes)
+                                        target.max_response_bytes, target.network)
         raw = exchange.read()
         if exchange.status >= 300:
             raise self._error(target, exchange.status, exchange.headers, raw)
@@ -514,7 +554,7 @@ class Client(_Base):
         deadlines = self._deadlines(target)
         try:
             exchange = self._transport.send("GET", target.models_url, target.request_headers(), None, deadlines,
-                                            target.max_response_bytes)
+                                            target.max_response_bytes, target.network)
             raw = exchange.read()
             return _models_list(self, target, exchange.status, exchange.headers, raw)
         except HumanError as exc:
@@ -576,12 +616,14 @@ class ChatStream:
                 action = plan.send(None)
                 continue
             target = action.target
+            failure: HumanError | None = None
             try:
                 chunks, pump, first, adjustments = self._open(target)
             except HumanError as exc:
-                action = plan.send(_stamp_error(exc, target, call=self._call))
-                continue
-            break
+                failure = _stamp_error(exc, target, call=self._call)
+            if failure is None:
+                break
+            action = plan.send(failure)  # outside the except: no exception chain to carry
         try:
             plan.send(("started", None))
         except StopIteration:
@@ -589,16 +631,21 @@ class ChatStream:
         send = action
         try:
             yield from first
-            for chunk in chunks:
-                yield from pump.feed(chunk)
+            if not pump.done:
+                for chunk in chunks:
+                    yield from pump.feed(chunk)
+                    if pump.done:  # [DONE]: the answer is complete, whatever follows
+                        break
             yield from pump.end()
-            response = pump.assembler.finish()
+            response = pump.finish()
         except HumanError as exc:
             if isinstance(exc, APIError) and exc.partial is None:
                 exc.partial = pump.assembler.partial()
-            raise _stamp_error(exc, target, call=self._call) from None
+            failure = _stamp_error(exc, target, call=self._call)
         finally:
             chunks.close()
+        if failure is not None:
+            raise failure
         self.response = client._stamp(response, send, adjustments)
 
     def _open(self, target: Target) -> tuple[Generator[bytes, None, None], _Pump, list[StreamEvent], list[str]]:
@@ -606,26 +653,29 @@ class ChatStream:
         client = self._client
         body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._call)
         exchange = client._transport.send("POST", target.url, target.request_headers(stream=True), body,
-                                          deadlines, target.max_stream_bytes)
+                                          deadlines, target.max_stream_bytes, target.network)
         if exchange.status >= 300:
             raise client._error(target, exchange.status, exchange.headers, exchange.read())
         pump = _Pump(target)
         chunks = exchange.chunks()
-        if "json" in exchange.headers.get("content-type", ""):
+        kind = exchange.headers.get("content-type", "")
+        if "json" in kind:
             whole = client._parse(target, exchange.headers, b"".join(chunks))
             pump.assembler = _Replay(whole)  # type: ignore[assignment]
             return _nothing(), pump, _events_from_whole(whole), adjustments
         try:
+            if "html" in kind:
+                raise _html_error(target, next(chunks, b"<html>"))
             for chunk in chunks:
                 events = pump.feed(chunk)
-                if events:
+                if events or pump.done:
                     return chunks, pump, events, adjustments
             events = pump.end()
+            if not events:
+                pump.finish()  # nothing was handed out yet: an incomplete stream may still be retried
         except BaseException:
             chunks.close()
             raise
-        if not events and not pump.assembler.done:
-            raise BadResponseError("the stream ended before any data arrived", retryable=True)
         return _nothing(), pump, events, adjustments
 
 
@@ -642,6 +692,9 @@ class _Replay:
 
     def close(self) -> list[StreamEvent]:
         return []
+
+    def end_error(self) -> None:
+        return None
 
     def finish(self) -> ChatResponse:
         return self._response
@@ -670,9 +723,11 @@ class AsyncClient(_Base):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self._transport = AsyncTransport()
         import asyncio
 
+        from .transport.aio import AsyncTransport
+
+        self._transport = AsyncTransport()
         self._sleep = self._sleep_fn or asyncio.sleep
 
     async def chat(self, messages: Any, *, provider: str | None = None, model: str | None = None,
@@ -719,7 +774,7 @@ class AsyncClient(_Base):
                     call: _CallTime) -> tuple[ChatResponse, list[str]]:
         body, adjustments, deadlines = self._request(target, messages, False, options, call)
         exchange = await self._transport.send("POST", target.url, target.request_headers(), body, deadlines,
-                                              target.max_response_bytes)
+                                              target.max_response_bytes, target.network)
         raw = await exchange.read()
         if exchange.status >= 300:
             raise self._error(target, exchange.status, exchange.headers, raw)
@@ -756,7 +811,7 @@ class AsyncClient(_Base):
         deadlines = self._deadlines(target)
         try:
             exchange = await self._transport.send("GET", target.models_url, target.request_headers(), None,
-                                                  deadlines, target.max_response_bytes)
+                                                  deadlines, target.max_response_bytes, target.network)
             raw = await exchange.read()
             return _models_list(self, target, exchange.status, exchange.headers, raw)
         except HumanError as exc:
@@ -817,12 +872,14 @@ class AsyncChatStream:
                 action = plan.send(None)
                 continue
             target = action.target
+            failure: HumanError | None = None
             try:
                 chunks, pump, first, adjustments = await self._open(target)
             except HumanError as exc:
-                action = plan.send(_stamp_error(exc, target, call=self._call))
-                continue
-            break
+                failure = _stamp_error(exc, target, call=self._call)
+            if failure is None:
+                break
+            action = plan.send(failure)  # outside the except: no exception chain to carry
         try:
             plan.send(("started", None))
         except StopIteration:
@@ -831,18 +888,23 @@ class AsyncChatStream:
         try:
             for event in first:
                 yield event
-            async for chunk in chunks:
-                for event in pump.feed(chunk):
-                    yield event
+            if not pump.done:
+                async for chunk in chunks:
+                    for event in pump.feed(chunk):
+                        yield event
+                    if pump.done:  # [DONE]: the answer is complete, whatever follows
+                        break
             for event in pump.end():
                 yield event
-            response = pump.assembler.finish()
+            response = pump.finish()
         except HumanError as exc:
             if isinstance(exc, APIError) and exc.partial is None:
                 exc.partial = pump.assembler.partial()
-            raise _stamp_error(exc, target, call=self._call) from None
+            failure = _stamp_error(exc, target, call=self._call)
         finally:
             await chunks.aclose()
+        if failure is not None:
+            raise failure
         self.response = client._stamp(response, send, adjustments)
 
     async def _open(self, target: Target) -> tuple[AsyncGenerator[bytes, None], _Pump, list[StreamEvent],
@@ -851,26 +913,29 @@ class AsyncChatStream:
         client = self._client
         body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._call)
         exchange = await client._transport.send("POST", target.url, target.request_headers(stream=True), body,
-                                                deadlines, target.max_stream_bytes)
+                                                deadlines, target.max_stream_bytes, target.network)
         if exchange.status >= 300:
             raise client._error(target, exchange.status, exchange.headers, await exchange.read())
         pump = _Pump(target)
         chunks = exchange.chunks()
-        if "json" in exchange.headers.get("content-type", ""):
+        kind = exchange.headers.get("content-type", "")
+        if "json" in kind:
             whole = client._parse(target, exchange.headers, b"".join([c async for c in chunks]))
             pump.assembler = _Replay(whole)  # type: ignore[assignment]
             return _empty(), pump, _events_from_whole(whole), adjustments
         try:
+            if "html" in kind:
+                raise _html_error(target, await anext(chunks, b"<html>"))
             async for chunk in chunks:
                 events = pump.feed(chunk)
-                if events:
+                if events or pump.done:
                     return chunks, pump, events, adjustments
             events = pump.end()
+            if not events:
+                pump.finish()  # nothing was handed out yet: an incomplete stream may still be retried
         except BaseException:
             await chunks.aclose()
             raise
-        if not events and not pump.assembler.done:
-            raise BadResponseError("the stream ended before any data arrived", retryable=True)
         return _empty(), pump, events, adjustments
 
 

@@ -5,8 +5,9 @@
     │   ├── UnknownProviderError        with "did you mean ..." from the registry
     │   └── MissingCredentialError      names the env var and the config key to set
     ├── APIError                        .provider .model .status .request_id .partial
-    │   ├── APIConnectionError          refused, reset, DNS, TLS
-    │   │   └── APITimeoutError         .kind: connect | first_byte | idle | total | call
+    │   ├── APIConnectionError          refused, reset, DNS, a proxy that refused (.reason)
+    │   │   ├── APITimeoutError         .kind: connect | first_byte | idle | total | call
+    │   │   └── TLSError                certificate not trusted, not TLS on that port (not retried)
     │   ├── APIStatusError              .status .body .error_type .code .param
     │   │   ├── BadRequestError         400 / 422
     │   │   │   └── ContextLengthError  the prompt does not fit the model's window
@@ -14,7 +15,9 @@
     │   │   ├── PermissionDeniedError   403
     │   │   ├── NotFoundError           404 (says whether the model or the URL looks wrong)
     │   │   ├── RateLimitError          429 (.retry_after; .quota_exhausted)
-    │   │   └── ServerError             5xx, 408, 409, 425
+    │   │   ├── ServerError             5xx, 408, 409, 425
+    │   │   └── RedirectError           a redirect not followed (.location): POST 301/302/303,
+    │   │                               https -> http, too many hops
     │   ├── CircuitOpenError            the provider failed repeatedly; skipped until recovery
     │   └── BadResponseError            HTML, truncated or invalid JSON, {"error"} in a 200,
     │       │                           an error event inside a stream
@@ -59,8 +62,10 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseTooLargeError",
+    "RedirectError",
     "ServerError",
     "StructuredOutputError",
+    "TLSError",
     "ToolArgumentsError",
     "ToolError",
     "TruncatedOutputError",
@@ -162,28 +167,33 @@ class APIConnectionError(APIError):
     """The server could not be reached, or the connection broke.
 
     `reason` says how, when the transport knows: "dns" (the host name does not resolve),
-    "tls" (the handshake or the certificate failed), "refused", "reset", "closed", or "".
-    A name that does not resolve and a certificate that does not verify will not fix
-    themselves within the seconds a retry waits, so those two are not retried (another
-    provider may still be tried); a refused, reset or closed connection often is a
-    restart or a load balancer's hiccup, so those are.
+    "tls" (the handshake or the certificate failed), "refused", "reset", "closed",
+    "proxy", or "". A name that does not resolve and a certificate that does not verify
+    will not fix themselves within the seconds a retry waits, so those two are not
+    retried (another provider may still be tried); a refused, reset or closed connection
+    often is a restart or a load balancer's hiccup, so those are. An instance may also
+    say so itself (`retryable=`: a proxy that wants credentials will not change its mind).
     """
 
     retry_by_default = True
     _PERMANENT: ClassVar[frozenset[str]] = frozenset({"dns", "tls"})
 
-    def __init__(self, message: str, *, reason: str = "", **kw: Any) -> None:
+    def __init__(self, message: str, *, reason: str = "", retryable: bool | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.reason = reason
+        self._retryable = retryable
 
     @property
     def retryable(self) -> bool:
-        return self.reason not in self._PERMANENT
+        if self._retryable is not None:
+            return self._retryable
+        return self.retry_by_default and self.reason not in self._PERMANENT
 
 
 class APITimeoutError(APIConnectionError):
     """A deadline passed. `kind` is connect, first_byte, idle, total (one exchange), or
-    call (the whole call's `timeout=`, every attempt and wait included: not retried)."""
+    call (the whole call's `timeout=`, every attempt and wait included: not retried);
+    `seconds` is the configured limit that passed (not the time that was left)."""
 
     def __init__(self, message: str, *, kind: str, seconds: float | None = None, **kw: Any):
         super().__init__(message, **kw)
@@ -193,6 +203,16 @@ class APITimeoutError(APIConnectionError):
     @property
     def retryable(self) -> bool:
         return self.kind != "call"
+
+
+class TLSError(APIConnectionError):
+    """TLS failed: an untrusted certificate (set "ca_bundle" or SSL_CERT_FILE), a name
+    mismatch, or a port that does not speak TLS. Sending again will not help."""
+
+    retry_by_default = False
+
+    def __init__(self, message: str, *, reason: str = "tls", **kw: Any) -> None:
+        super().__init__(message, reason=reason, **kw)
 
 
 class APIStatusError(APIError):
@@ -257,6 +277,14 @@ class ServerError(APIStatusError):
     """5xx: the server failed; often worth another try."""
 
     retry_by_default = True
+
+
+class RedirectError(APIStatusError):
+    """A redirect that was not followed; `location` is where it pointed (None if absent)."""
+
+    def __init__(self, message: str, *, location: str | None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.location = location
 
 
 class CircuitOpenError(APIError):

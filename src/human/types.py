@@ -57,15 +57,18 @@ class ToolCall:
 
     def parsed_arguments(self) -> dict[str, Any]:
         text = self.arguments.strip() or "{}"
+        problem = ""
         try:
             value = json.loads(text)
+        except RecursionError:  # 100k-deep arrays: a typed error, not a crash (issue 10)
+            value, problem = None, "nest JSON too deeply to read"
         except json.JSONDecodeError as exc:
+            value, problem = None, f"are not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        if problem:
             raise ToolArgumentsError(
-                f"tool call {self.name!r} (id {self.id}) has arguments that are not valid "
-                f"JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
-                f"{_preview(self.arguments)}",
+                f"tool call {self.name!r} (id {self.id}) has arguments that {problem}: {_preview(self.arguments)}",
                 tool_call=self,
-            ) from None
+            )
         if not isinstance(value, dict):
             raise ToolArgumentsError(
                 f"tool call {self.name!r} (id {self.id}) has arguments that are a JSON "

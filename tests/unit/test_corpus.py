@@ -27,14 +27,26 @@ CHUNK_SIZES = [1, 2, 3, 7, 64, 1 << 20]
 
 
 def replay_stream(raw: bytes, size: int) -> tuple[ChatResponse, list[Any]]:
+    """As the clients' pump does: an `error` event fails, `[DONE]` stops, and a body that
+    ends before a finish_reason or [DONE] is an error (core/stream.py, end rules)."""
     decoder, assembler = SSEDecoder(), StreamAssembler(provider="corpus", model="requested")
     events: list[Any] = []
+
+    def take(sses: list[Any]) -> None:
+        for sse in sses:
+            if assembler.done:
+                return
+            if sse.event == "error":
+                raise assembler.error_event(sse.data)
+            events.extend(assembler.add(sse.data))
+
     for start in range(0, len(raw), size):
-        for sse in decoder.feed(raw[start : start + size]):
-            events += assembler.add(sse.data)
-    for sse in decoder.close():
-        events += assembler.add(sse.data)
+        take(decoder.feed(raw[start : start + size]))
+    take(decoder.close())
     events += assembler.close()
+    error = assembler.end_error()
+    if error is not None:
+        raise error
     return assembler.finish(), events
 
 

@@ -207,9 +207,17 @@ def test_tool_call_with_arguments_as_object_becomes_a_string() -> None:
     assert parse_completion(completion(message, "tool_calls")).tool_calls == (ToolCall("a", "f", '{"x":1}'),)
 
 
-def test_tool_call_without_id_keeps_none() -> None:
+def test_tool_call_without_id_gets_a_stable_synthetic_one() -> None:
     message = {"tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}
-    assert parse_completion(completion(message)).tool_calls == (ToolCall(None, "f", "{}"),)
+    call = parse_completion(completion(message)).tool_calls[0]
+    assert call.id is not None and call.id.startswith("call_0_")
+    assert parse_completion(completion(message)).tool_calls[0].id == call.id  # stable
+    assert call.to_message()["id"] == call.id  # so a tool result can refer to it
+
+
+def test_only_choice_numbered_one_is_read() -> None:
+    body = {"choices": [{"index": 1, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+    assert parse_completion(body).content == "hi"
 
 
 def test_tool_call_entries_without_name_are_kept_only_with_arguments() -> None:

@@ -197,7 +197,15 @@ def test_idless_indexless_fragment_continues_the_current_call() -> None:
 
 
 def test_idless_indexless_fragment_with_no_call_yet_starts_one() -> None:
-    assert calls(chunk({"tool_calls": [tool(name="f", args="{}")]})) == [(None, "f", "{}")]
+    from human.core.shapes import synthetic_call_id
+
+    assert calls(chunk({"tool_calls": [tool(name="f", args="{}")]})) == [(synthetic_call_id(0, "f", "{}"), "f", "{}")]
+
+
+def test_a_stream_whose_only_choice_is_numbered_one_is_read() -> None:
+    one = json.dumps({"choices": [{"index": 1, "delta": {"content": "hi"}, "finish_reason": "stop"}]})
+    assembler, _ = run(one)
+    assert assembler.finish().content == "hi"
 
 
 def test_arguments_sent_as_object_are_serialised() -> None:

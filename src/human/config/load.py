@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.schema import validate
-from ..core.secret import Secret, scrub
+from ..core.secret import Secret, key_problem, scrub
 from ..errors import ConfigError
 from .checks import check_base_url, check_provider_name
 
@@ -347,6 +347,14 @@ def _check_semantics(data: dict[str, Any], sources: dict[str, str], warnings: li
         check_provider_name(provider, data, where=f"{sources.get('/default_provider')}: default_provider")
     for name in data.get("reliability", {}).get("fallback_providers", ()):
         check_provider_name(name, data, where="reliability.fallback_providers")
+    keys = [("api_key", data.get("api_key"), sources.get("/api_key", "config"))]
+    keys += [(f"providers[{entry.get('name')!r}].api_key", entry.get("api_key"),
+              sources.get(f"/providers/{entry.get('name')}/api_key", "config")) for entry in data.get("providers", ())]
+    for where, value, source in keys:
+        problem = key_problem(value.strip()) if isinstance(value, str) else None
+        if problem:
+            raise ConfigError(f"{source}: {where} contains {problem}; keys are plain ASCII without spaces: "
+                              "copy it again from the provider's console")
     for entry in data.get("providers", ()):
         url = entry.get("base_url")
         if url:

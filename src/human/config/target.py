@@ -36,11 +36,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import __version__
-from ..core.secret import Secret, mask
+from ..core.proxy import UNSET, Network, proxy_rules
+from ..core.secret import Secret, key_problem, mask
 from ..errors import ConfigError, MissingCredentialError
 from .checks import is_loopback, unknown_provider
 from .load import Config
@@ -103,6 +105,7 @@ class Target:
     notes: tuple[str, ...] = ()
     max_response_bytes: int = 16 << 20
     max_stream_bytes: int = 64 << 20
+    network: Network = field(default_factory=Network)
 
     def request_headers(self, *, stream: bool = False) -> dict[str, str]:
         """The real headers, key included: only the transport calls this."""
@@ -239,6 +242,10 @@ def resolve(
             )
     headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)]
     headers += list(settings.get("headers", {}).items())
+    for header, value in headers:
+        problem = _header_problem(value)
+        if problem:
+            raise ConfigError(f"provider {name!r}: header {header!r} {problem}; fix it in the config")
     timeouts = (LOCAL_TIMEOUTS if local else CLOUD_TIMEOUTS).merged(config.timeouts).merged(
         entry.get("timeouts")
     )
@@ -266,7 +273,54 @@ def resolve(
         notes=tuple(notes),
         max_response_bytes=limits.get("max_response_bytes", 16 << 20),
         max_stream_bytes=limits.get("max_stream_bytes", 64 << 20),
+        network=_network(name, entry, config, headers),
     )
+
+
+def _network(name: str, entry: Mapping[str, Any], config: Config, headers: list[tuple[str, str]]) -> Network:
+    """Proxy rules, CA bundle and credential headers for one provider (README "Proxies
+    and certificates"): the provider's entry wins over the top level, which wins over
+    the environment; "proxy": null turns proxies off."""
+    env = config.env
+    if "proxy" in entry:
+        rules = proxy_rules(entry["proxy"], env, where=f"providers[{name!r}].proxy")
+    elif "proxy" in config.data:
+        rules = proxy_rules(config.data["proxy"], env, where="proxy (top level)")
+    else:
+        rules = proxy_rules(UNSET, env)
+    if entry.get("ca_bundle"):
+        ca, ca_source = entry["ca_bundle"], f"providers[{name!r}].ca_bundle"
+    elif config.data.get("ca_bundle"):
+        ca, ca_source = config.data["ca_bundle"], "ca_bundle (top level)"
+    elif env.get("SSL_CERT_FILE", "").strip():
+        ca, ca_source = env["SSL_CERT_FILE"].strip(), "env SSL_CERT_FILE"
+    else:
+        ca, ca_source = None, "system"
+    if ca is not None:
+        ca = str(Path(ca).expanduser())
+        if not Path(ca).is_file():
+            raise ConfigError(f"{ca_source}: {ca!r} is not a file; point it at a PEM file of CA certificates")
+    secret = {"authorization", "api-key", "proxy-authorization", "cookie"}
+    secret.update(header.lower() for header, _ in headers if _SECRET_HEADER.search(header))
+    return Network(proxy=rules, ca_bundle=ca, ca_source=ca_source, secret_headers=frozenset(secret))
+
+
+def _header_problem(value: str) -> str | None:
+    if any(c in value for c in "\r\n\0"):
+        return "holds a line break or NUL"
+    if not value.isascii():
+        return "holds non-ASCII characters, which HTTP headers cannot carry"
+    return None
+
+
+def _checked(name: str, value: str, source: str) -> Secret:
+    problem = key_problem(value)
+    if problem:
+        raise ConfigError(
+            f"the API key for provider {name!r} (from {source}) contains {problem}; keys are plain ASCII "
+            "without spaces: copy it again from the provider's console"
+        )
+    return Secret(value, source)
 
 
 _ROW_SETTINGS = ("api_key_env", "requires_key", "local", "auth", "token_field", "stream_usage", "structured_output")
@@ -311,27 +365,27 @@ def _pick_key(
 ) -> tuple[Secret | None, str]:
     if explicit:
         value = explicit.reveal() if isinstance(explicit, Secret) else explicit
-        return Secret(value.strip(), "argument"), "argument"
+        return _checked(name, value.strip(), "the api_key argument"), "argument"
     value = (entry.get("api_key") or "").strip()
     if value:
         where = config.sources.get(f"/providers/{entry.get('name')}/api_key", "config")
         source = f"providers[{entry.get('name')!r}].api_key in {where}"
-        return Secret(value, source), source
+        return _checked(name, value, source), source
     if entry.get("keyring"):
         from .keystore import read
 
         stored = read(str(entry.get("name")))
         if stored:
             source = f"system keyring (providers[{entry.get('name')!r}].keyring)"
-            return Secret(stored, source), source
+            return _checked(name, stored.strip(), source), source
     var = settings.get("api_key_env")
     if var and env.get(var, "").strip():
-        return Secret(env[var].strip(), f"env {var}"), f"env {var}"
+        return _checked(name, env[var].strip(), f"env {var}"), f"env {var}"
     if is_default:
         top = config.api_key
         if top:
             source = config.source_of("/api_key")
             source = source if source.startswith("env") else f"top-level api_key in {source}"
-            return Secret(top.reveal().strip(), source), source
+            return _checked(name, top.reveal().strip(), source), source
     hint = f"(set {var} or add api_key)" if var else "(none configured)"
     return None, f"none {hint}"

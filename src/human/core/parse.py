@@ -7,7 +7,8 @@ Two steps, so the transport can report a bad body before anything is interpreted
 - `parse_completion` reads the JSON leniently (peers.md §3, items 17–24): an error
   object inside a 200, missing or empty `choices`, content as a string, null or an
   array of parts, reasoning in any of its spellings, tool-call arguments sent as an
-  object, tool calls without ids, a `finish_reason` that forgot the tool calls.
+  object, tool calls without ids (given a stable synthetic id, as streamed ones are), a
+  `finish_reason` that forgot the tool calls, a single choice numbered 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .shapes import (
     describe_error,
     flatten_parts,
     preview,
+    synthetic_call_id,
     usage_from,
 )
 
@@ -156,12 +158,14 @@ def parse_completion(body: Any, *, provider: str | None = None, model: str | Non
 
 
 def _choice_zero(choices: Any) -> dict[str, Any] | None:
+    """Choice 0, else the only choice there is (a server that numbers it 1, issue 10)."""
     if choices.__class__ is not list:
         return None
     for choice in choices:
         if choice.__class__ is dict and choice.get("index", 0) in (0, None):
             return choice
-    return None
+    dicts = [choice for choice in choices if choice.__class__ is dict]
+    return dicts[0] if len(dicts) == 1 else None
 
 
 def _tool_calls(items: Any) -> tuple[ToolCall, ...]:
@@ -170,7 +174,7 @@ def _tool_calls(items: Any) -> tuple[ToolCall, ...]:
         items = [items]
     elif items.__class__ is not list:
         return ()
-    calls = []
+    calls: list[ToolCall] = []
     for item in items:
         if item.__class__ is not dict:
             continue
@@ -191,7 +195,7 @@ def _tool_calls(items: Any) -> tuple[ToolCall, ...]:
         if call_id.__class__ is int:
             call_id = str(call_id)
         elif call_id.__class__ is not str or not call_id:
-            call_id = None
+            call_id = synthetic_call_id(len(calls), name, arguments)
         kind = item.get("type")
         calls.append(
             ToolCall(

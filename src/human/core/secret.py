@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Secret", "mask", "scrub"]
+__all__ = ["Secret", "key_problem", "mask", "scrub"]
 
 
 class Secret:
@@ -66,12 +66,19 @@ _KEY_SHAPES = re.compile(
 )
 
 
+# user:password@ in any URL (a proxy URL's credentials are secrets too).
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]*@")
+
+
 def scrub(text: str, *secrets: Secret | str | None) -> str:
-    """Replace every known secret, and anything shaped like a key, with a mask."""
+    """Replace every known secret, anything shaped like a key, and the credentials in
+    a URL with a mask."""
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value and len(value) >= 4:
             text = text.replace(value, "[REDACTED]")
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub("****:****@", text)
     return _KEY_SHAPES.sub(_mask_match, text)
 
 
@@ -80,3 +87,24 @@ def _mask_match(match: re.Match[str]) -> str:
     if token[:6].lower() == "bearer":
         return "Bearer [REDACTED]"
     return "[REDACTED]"
+
+
+def key_problem(value: str) -> str | None:
+    """What makes a key unusable in an HTTP header, said without showing the key.
+    (A newline would split the header; a zero-width space pasted from a web page cannot
+    be encoded at all; both used to surface as raw errors holding the key, issue 10.)"""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return None
+    for position, char in enumerate(value, 1):
+        if char in "\r\n":
+            return f"a line break (character {position})"
+        if ord(char) < 32 or ord(char) == 127:
+            return f"a control character (character {position})"
+        if char.isspace():
+            return f"whitespace (character {position})"
+        if not char.isascii():
+            import unicodedata
+
+            label = unicodedata.name(char, f"U+{ord(char):04X}").lower()
+            return f"a non-ASCII character, {label} (U+{ord(char):04X}, character {position})"
+    return None

@@ -255,6 +255,15 @@ def describe_error(err: Any) -> tuple[str, int | None, bool]:
     return text, status, retryable
 
 
+def synthetic_call_id(position: int, name: str, arguments: str) -> str:
+    """An id for a tool call the server sent without one: the same call in the same
+    place always gets the same id, streamed or not (`call_<position>_<8 hex>`)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{position}\0{name}\0{arguments}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"call_{position}_{digest[:8]}"
+
+
 def compact_json(value: Any) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -14,11 +14,22 @@ Tolerates what real servers send (shared/research/peers.md §3, items 17–24):
   `<think>` block split across chunks;
 - `finish_reason` "stop" (or none) although tool calls were sent (vllm PR #25054):
   assembled tool calls win;
-- an `{"error": …}` event mid-stream (llm-d-inference-sim#596): `BadResponseError`
-  carrying what had arrived as `.partial`.
+- an `{"error": …}` event mid-stream (llm-d-inference-sim#596), or any SSE event named
+  `error` whatever its data (`error_event`): `BadResponseError` carrying what had
+  arrived as `.partial`;
+- tool calls without an `id`: each gets a stable one made from its position and
+  content (`synthetic_call_id`, shared with `parse.py`), so a tool result can name it;
+- an answer whose only choice has `index: 1` (or another index): read, not dropped.
+
+End rules (issue 10), written here once for both drivers:
+- `[DONE]` ends the stream: `done` turns true and the driver stops reading (bytes after
+  it are never part of the answer; the transport does not reuse that connection);
+- a body that ends with neither `[DONE]` nor a `finish_reason` was cut off: `end_error()`
+  is an `APIConnectionError` with `.partial` (nothing at all: a retryable
+  `BadResponseError`); a `finish_reason` without `[DONE]` is a complete answer.
 
 Lifecycle: `add(data)` per event, `close()` at end of stream for the last events
-(held-back text, one `ToolCallDone` per call), `finish()` for the response.
+(held-back text, one `ToolCallDone` per call), `end_error()`, `finish()` for the response.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import BadResponseError
+from ..errors import APIConnectionError, BadResponseError, HumanError
 from ..types import (
     ChatResponse,
     ContentDelta,
@@ -47,6 +58,7 @@ from .shapes import (
     describe_error,
     flatten_parts,
     preview,
+    synthetic_call_id,
     usage_from,
 )
 
@@ -88,7 +100,7 @@ class StreamAssembler:
         "_id",
         "_model",
         "_raw",
-        "_closed", "_high",
+        "_closed", "_high", "_index", "_seen",
     )
 
     def __init__(self, *, provider: str | None = None, model: str | None = None) -> None:
@@ -110,6 +122,8 @@ class StreamAssembler:
         self._raw: Any = None
         self._closed = False
         self._high = ""  # the first half of a surrogate pair that ended the last content delta
+        self._index = 0  # the choice being assembled: 0, or the first one seen (see _choice)
+        self._seen = False
 
     def add(self, data: str) -> list[StreamEvent]:
         """One SSE event's data payload; returns the events it produced."""
@@ -134,9 +148,10 @@ class StreamAssembler:
         choices = chunk.get("choices")
         if choices and choices.__class__ is list:
             choice = choices[0]
-            if choice.__class__ is not dict or choice.get("index", 0) not in (0, None):
-                choice = _choice_zero(choices)
+            if choice.__class__ is not dict or choice.get("index", 0) not in (self._index, None):
+                choice = self._choice(choices)
             if choice is not None:
+                self._seen = True
                 delta = choice.get("delta")
                 if delta and delta.__class__ is dict:
                     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
@@ -181,7 +196,7 @@ class StreamAssembler:
         self._emit(*self._think.end(), events)
         self._plain = True
         for position, call in enumerate(self._calls):
-            events.append(ToolCallDone(position, _tool_call(call)))
+            events.append(ToolCallDone(position, _tool_call(call, position)))
         return events
 
     def finish(self) -> ChatResponse:
@@ -191,6 +206,33 @@ class StreamAssembler:
     def partial(self) -> ChatResponse:
         """What has arrived so far (for an error raised mid-stream)."""
         return self._snapshot()
+
+    def error_event(self, data: str) -> BadResponseError:
+        """An SSE event named `error`: always a failure, whatever its data holds
+        (JSON with or without an "error" key, plain text, nothing)."""
+        text = data.strip()
+        err: Any = text
+        if text[:1] in ("{", "["):
+            try:
+                err = _loads(text)
+            except (ValueError, RecursionError):
+                err = text
+            if err.__class__ is dict and err.get("error") not in (None, False):
+                err = err["error"]
+        return self._server_error(err or "(the error event had no data)")
+
+    def end_error(self) -> HumanError | None:
+        """At the end of the body: None if the answer is complete, else the error."""
+        if self.done or self._finish is not None:
+            return None
+        if not (self._content or self._reasoning or self._calls or self._think.pending() != ("", "")):
+            return BadResponseError("the stream ended before any data arrived", retryable=True,
+                                    provider=self.provider, model=self.model)
+        received = sum(map(len, self._content))
+        return APIConnectionError(
+            f"the stream ended without a finish_reason or [DONE], after {received} characters of content: the "
+            "answer is incomplete (what arrived is in .partial)",
+            provider=self.provider, model=self.model, partial=self.partial())
 
     # ---- pieces of a delta ------------------------------------------------------------
 
@@ -317,6 +359,21 @@ class StreamAssembler:
 
     # ---- the rest -------------------------------------------------------------------
 
+    def _choice(self, choices: list[Any]) -> dict[str, Any] | None:
+        """One choice is assembled (n > 1 is not streamed apart): index 0, or, when the
+        first choice the stream carries has another index (a server that numbers its
+        only choice 1, issue 10), that one from then on."""
+        first = None
+        for choice in choices:
+            if choice.__class__ is dict:
+                if choice.get("index", 0) in (self._index, None):
+                    return choice
+                first = first or choice
+        if first is not None and not self._seen and first.get("index").__class__ is int:
+            self._index = first["index"]
+            return first
+        return None
+
     def _final_reason(self, reason: str | None) -> str | None:
         if self._calls and reason not in KEEP_FINISH_REASONS:
             return "tool_calls"
@@ -328,7 +385,7 @@ class StreamAssembler:
         reasoning = "".join(self._reasoning) + held_reasoning
         return ChatResponse(
             content=content or None,
-            tool_calls=tuple(_tool_call(call) for call in self._calls),
+            tool_calls=tuple(_tool_call(call, position) for position, call in enumerate(self._calls)),
             usage=self._usage,
             finish_reason=self._final_reason(self._finish),
             model=self._model,
@@ -380,13 +437,10 @@ class StreamAssembler:
         )
 
 
-def _choice_zero(choices: list[Any]) -> dict[str, Any] | None:
-    """Only the first choice is assembled (n > 1 is not streamed apart)."""
-    for choice in choices:
-        if choice.__class__ is dict and choice.get("index", 0) in (0, None):
-            return choice
-    return None
 
 
-def _tool_call(call: list[Any]) -> ToolCall:
-    return ToolCall(id=call[_ID], name=call[_NAME], arguments="".join(call[_ARGS]), type=call[_TYPE])
+
+def _tool_call(call: list[Any], position: int) -> ToolCall:
+    arguments = "".join(call[_ARGS])
+    call_id = call[_ID] or synthetic_call_id(position, call[_NAME], arguments)
+    return ToolCall(id=call_id, name=call[_NAME], arguments=arguments, type=call[_TYPE])

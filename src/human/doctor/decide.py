@@ -204,8 +204,9 @@ def _check_key(target: Target) -> Check:
 
 def _check_endpoint(target: Target, sent: list[Outcome]) -> Check:
     answered = [outcome for outcome in sent if outcome.answered]
+    network = _network_note(target)
     if answered:
-        return Check("endpoint", PASS, f"{_root(target)} answers")
+        return Check("endpoint", PASS, f"{_root(target)} answers{network}")
     error = sent[0].error if sent else None
     if isinstance(error, APITimeoutError):
         advice = "the server accepted the connection but did not answer in time: is it loading a model?"
@@ -213,7 +214,24 @@ def _check_endpoint(target: Target, sent: list[Outcome]) -> Check:
         advice = f"is the server running on {_root(target)}? start it, or fix base_url in the config"
     else:
         advice = "check base_url, your network and any proxy (HTTPS_PROXY)"
-    return Check("endpoint", FAIL, _short(error) if error else "not reached", advice)
+    return Check("endpoint", FAIL, (_short(error) if error else "not reached") + network, advice)
+
+
+def _network_note(target: Target) -> str:
+    """Which proxy and which CA bundle the requests used, when either is not the default
+    (issue 10: "doctor shows which proxy and CA are in use"). Proxy passwords are masked."""
+    from urllib.parse import urlsplit
+
+    network = target.network
+    parts = urlsplit(target.url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = network.proxy.choose(parts.scheme, parts.hostname or "", port)
+    notes = []
+    if proxy is not None:
+        notes.append(f"via proxy {proxy.shown} ({network.proxy.source})")
+    if parts.scheme == "https" and network.ca_bundle:
+        notes.append(f"CA bundle {network.ca_bundle} ({network.ca_source})")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _check_auth(target: Target, sent: list[Outcome]) -> Check:

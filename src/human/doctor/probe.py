@@ -245,11 +245,12 @@ def _stream(client: Client, messages: Any, **options: Any) -> Outcome:
 def _raw_tool_stream(client: Client, target: Target, limit: Mapping[str, int], timeout: float | None) -> Outcome:
     """A streamed tool call, read as raw SSE: the typed events hide whether the server
     sent `index` and `id` (the assembler fills them in, peers.md §3 item 19)."""
-    from .._http import Deadlines, SyncTransport
     from ..core.classify import classify
     from ..core.sse import SSEDecoder
     from ..core.stream import StreamAssembler
     from ..core.wire import encode
+    from ..transport import Deadlines
+    from ..transport.sync import SyncTransport
 
     body = client.dry_run(TOOL_PROMPT, stream=True, provider=target.provider, model=target.model,
                           tools=[PING_TOOL], extra_body=dict(limit))["body"]
@@ -260,7 +261,7 @@ def _raw_tool_stream(client: Client, target: Target, limit: Mapping[str, int], t
     fragments: list[Mapping[str, Any]] = []
     try:
         exchange = transport.send("POST", target.url, target.request_headers(stream=True), encode(body),
-                                  deadlines, target.max_stream_bytes)
+                                  deadlines, target.max_stream_bytes, target.network)
         if exchange.status >= 300:
             raise classify(exchange.status, exchange.headers, exchange.read(), provider=target.provider,
                            model=target.model, url=target.url, secrets=target.secrets())
