@@ -170,6 +170,10 @@ class HttpxRaw(Adapter):
 
 
 class AiohttpRaw(Adapter):
+    """The lean raw-aiohttp floor (issue 10): headers set once on the session and each
+    body encoded once, as a hand-tuned aiohttp program would do; only the HTTP exchange
+    and the JSON/SSE reading are paid per request."""
+
     name = "aiohttp"
 
     def __init__(self):
@@ -177,22 +181,23 @@ class AiohttpRaw(Adapter):
 
         self.aiohttp = aiohttp
         self.session = None
+        self.body = json.dumps(spec.request_body()).encode()
+        self.stream_body = json.dumps(spec.request_body(stream=True)).encode()
 
     def _session(self):
         if self.session is None:
-            self.session = self.aiohttp.ClientSession()
+            self.session = self.aiohttp.ClientSession(headers=spec.HEADERS)
         return self.session
 
     async def achat(self):
-        async with self._session().post(URL, data=json.dumps(spec.request_body()), headers=spec.HEADERS) as r:
+        async with self._session().post(URL, data=self.body) as r:
             if r.status != 200:
                 raise RuntimeError(f"status {r.status}")
             return json.loads(await r.read())["choices"][0]["message"]["content"]
 
     async def astream(self, n):
         url = URL_STREAM if n == 50 else URL_STREAM5000
-        body = json.dumps(spec.request_body(stream=True))
-        async with self._session().post(url, data=body, headers=spec.HEADERS) as r:
+        async with self._session().post(url, data=self.stream_body) as r:
             if r.status != 200:
                 raise RuntimeError(f"status {r.status}")
             buf = b""
