@@ -139,7 +139,7 @@ def endless(fake: FakeServer, *, framing: str, interval: float = 0.1, content_ty
     """Headers at once, then a body that never ends: one small piece per `interval`,
     each well inside idle, so only total can stop it. Framings as in `framed` (not te+cl)."""
     if framing == "length":
-        head = _head(200, {"Content-Type": content_type, "Content-Length": str(10**9)})
+        head = _head(200, {"Content-Type": content_type, "Content-Length": str(10**6)})
     elif framing == "chunked":
         head = _head(200, {"Content-Type": content_type, "Transfer-Encoding": "chunked"})
         piece = b"%x\r\n%s\r\n" % (len(piece), piece)

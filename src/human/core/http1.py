@@ -439,30 +439,29 @@ class _Decoder:
 
 
 class _Zlib:
-    __slots__ = ("_obj", "_deflate", "_first")
+    __slots__ = ("_obj", "_deflate", "_head")
 
     def __init__(self, gzip: bool) -> None:
         self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
         self._deflate = not gzip
-        self._first = True
+        self._head = b""
 
     def decode(self, data: bytes, limit: int) -> bytes:
-        if self._first and data:
-            self._first = False
-            if self._deflate:
-                try:
-                    return self._inflate(data, limit)
-                except zlib.error:
-                    # "deflate" is often sent raw, without the zlib wrapper (RFC 9110 §8.4.1.2
-                    # says wrapped; browsers and urllib3 accept both).
-                    self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        return self._inflate(data, limit)
-
-    def _inflate(self, data: bytes, limit: int) -> bytes:
+        if self._deflate:
+            # "deflate" is often sent raw, without the zlib wrapper (RFC 9110 §8.4.1.2 says
+            # wrapped; browsers and urllib3 accept both): the first two bytes tell.
+            head = self._head + data
+            if len(head) < 2:
+                self._head = head
+                return b""
+            self._deflate = False
+            self._head = b""
+            data = head
+            if (head[0] & 0x0F) != 8 or (head[0] * 256 + head[1]) % 31:
+                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
         out = self._obj.decompress(data, max(limit, 1))
         if self._obj.unconsumed_tail:
-            # Stopped at the cap: the caller sees more than it allows and raises.
-            return out + b"\0"
+            return out + b"\0"  # stopped at the cap: the caller sees one byte too many and raises
         return out
 
     def flush(self) -> bytes:

@@ -6,7 +6,8 @@ blank line dispatches the event; `:` starts a comment; `data:` lines are joined 
 "\\n"; one space after the colon is dropped; a leading UTF-8 BOM is skipped; invalid
 UTF-8 becomes U+FFFD. One deliberate difference: at end of stream, `close()` dispatches
 an event that lacked its final blank line (the spec drops it), because servers that
-end without one are common and the data is the answer.
+end without one are common and the data is the answer. And an `event: error` without
+any data line is still dispatched (with empty data): it must fail the stream (issue 10).
 
 Speed: line ends are normalised to LF as bytes come in (so a CRLF split across two
 chunks costs one flag), events are cut at b"\\n\\n" in a bytearray, and the usual
@@ -189,7 +190,9 @@ class SSEDecoder:
         # "retry" and unknown fields are ignored: there is no reconnection here.
 
     def _dispatch(self, events: list[SSEEvent]) -> None:
-        if self._data:
+        # Deviation: an `error` event is dispatched even without data (the spec drops
+        # data-less events), because a server that says "error" must never be ignored.
+        if self._data or self._event == "error":
             data = b"\n".join(self._data).decode("utf-8", "replace")
             events.append(SSEEvent(data, self._event or "message", self._last_id))
             self._data = []

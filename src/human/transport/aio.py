@@ -26,6 +26,7 @@ from .base import (
     connect_request,
     connection_error,
     endpoint,
+    readable,
     route_key,
     timeout_error,
     tls_context,
@@ -44,7 +45,7 @@ class _Conn(asyncio.Protocol):
     pieces collect in `pieces`; while idle, any byte or a close retires it."""
 
     __slots__ = ("loop", "transport", "parser", "pieces", "buffered", "paused", "waiter", "error", "closed",
-                 "dirty", "deadlines", "where")
+                 "dirty", "deadlines", "where", "fd")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -59,11 +60,14 @@ class _Conn(asyncio.Protocol):
         self.dirty = False
         self.deadlines: Deadlines | None = None
         self.where = ""
+        self.fd = -1
 
     # ---- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser
@@ -326,7 +330,8 @@ class AsyncTransport:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if not conn.closed and not conn.dirty and not conn.transport.is_closing():
+            # Bytes or a close the loop has not looked at yet count too (readable).
+            if not conn.closed and not conn.dirty and not conn.transport.is_closing() and not readable(conn.fd):
                 return conn
             conn.abort()
         return None

@@ -7,6 +7,7 @@ exception chain (`__context__` included) carries anything of the request.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
@@ -137,6 +138,17 @@ def route_key(end: Endpoint, network: Network) -> tuple[str, str, int, Proxy | N
     """The pool a connection belongs to: same origin, same proxy, same CA bundle."""
     proxy = network.proxy.choose(end.scheme, end.host, end.port)
     return end.scheme, end.host, end.port, proxy, network.ca_bundle if end.https else None
+
+
+def readable(fd: int) -> bool:
+    """Whether bytes (or the end) are waiting on an idle connection: then it is not fit
+    for reuse, whether or not an event loop has looked at it yet."""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 _CONTEXTS: dict[str | None, ssl.SSLContext] = {}

@@ -9,7 +9,6 @@ first_byte, idle or total, whatever the framing of its body.
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import threading
@@ -27,6 +26,7 @@ from .base import (
     connect_request,
     connection_error,
     endpoint,
+    readable,
     route_key,
     timeout_error,
     tls_context,
@@ -268,15 +268,13 @@ def _healthy(sock: socket.socket) -> bool:
     """An idle connection is fit for reuse only if nothing arrived on it: readable means
     the server closed it or sent bytes nobody asked for (never reused, issue 10)."""
     try:
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        readable = bool(poller.poll(0))
-    except (OSError, ValueError):
+        waiting = readable(sock.fileno())
+    except OSError:
         return False
     if isinstance(sock, ssl.SSLSocket):
         if sock.pending():
             return False
-        if readable:
+        if waiting:
             # TLS 1.3 sends session tickets after the handshake: readable, yet no data.
             sock.setblocking(False)
             try:
@@ -287,4 +285,4 @@ def _healthy(sock: socket.socket) -> bool:
                 return False
             return False
         return True
-    return not readable
+    return not waiting
