@@ -41,6 +41,7 @@ class RecordingProxy:
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(64)
+        self._listener.settimeout(0.05)  # accept() wakes to see the stop flag
         self._thread = threading.Thread(target=self._accept, daemon=True, name="recording-proxy")
 
     @property
@@ -78,8 +79,11 @@ class RecordingProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             self._track(client)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 

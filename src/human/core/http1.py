@@ -205,7 +205,8 @@ class ResponseParser:
             self._finish(out, b"", reusable=False)
             return out
         if self._state == _HEAD and not self._buf and self.headers is None and not self._interim:
-            raise APIConnectionError(f"the server closed the connection without answering ({self._where})")
+            hint = "; if it only speaks TLS, use https:// in base_url" if self._where.startswith("http://") else ""
+            raise APIConnectionError(f"the server closed the connection without answering ({self._where}){hint}")
         what = "before the headers were complete" if self._state == _HEAD else "before the body was complete"
         raise APIConnectionError(f"the server closed the connection {what} ({self._where})", reason="closed")
 
