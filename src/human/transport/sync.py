@@ -122,10 +122,15 @@ class SyncTransport:
             first: list[bytes] = []
             try:
                 self._write(sock, request, deadlines, end.where)
+            except HumanError as exc:
+                failure = exc  # the server may have answered (and closed) before reading it all
+            try:
                 while parser.headers is None:
                     first += self._receive(sock, parser, deadlines, "first_byte", end.where)
             except HumanError as exc:
-                failure = exc
+                failure = failure or exc
+            else:
+                failure = None
             if failure is None:
                 return SyncExchange(self, key, sock, parser, deadlines, end.where, first)
             sock.close()
