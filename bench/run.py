@@ -783,8 +783,11 @@ BUDGETS = [
     # label, client figure, reference client, reference figure, op, limit
     ("`import human` ≤ 0.5 × `import httpx`", ("human", "import_ms"), ("httpx", "import_ms"), "≤", 0.5),
     ("cold first call ≤ 1.2 × raw httpx", ("human", "cold_ms"), ("httpx", "cold_ms"), "≤", 1.2),
-    ("sync sequential CPU/request ≤ 1.3 × raw httpx", ("human", "seq_cpu_us"), ("httpx", "seq_cpu_us"), "≤", 1.3),
+    ("sync sequential CPU/request ≤ 0.6 × raw httpx", ("human", "seq_cpu_us"), ("httpx", "seq_cpu_us"), "≤", 0.6),
     ("async req/s at 64 in flight ≥ 0.8 × raw aiohttp", ("human", "conc_rps"), ("aiohttp", "conc_rps"), "≥", 0.8),
+    # issue 10: CPU per request is the steadier figure on a shared machine; against the lean floor
+    ("async CPU/request at 64 in flight ≤ 1.25 × raw aiohttp", ("human", "conc_cpu_us"), ("aiohttp", "conc_cpu_us"),
+     "≤", 1.25),
     ("CPU per 50-chunk stream ≤ 1.5 × raw aiohttp", ("human", "stream_cpu_us"), ("aiohttp", "stream_cpu_us"), "≤",
      1.5),
     ("peak RSS ≤ 1.2 × raw httpx", ("human", "peak_rss_mb"), ("httpx", "peak_rss_mb"), "≤", 1.2),
@@ -792,8 +795,8 @@ BUDGETS = [
      ("dry", 'python -c "import httpx"'), "≤", 1.5),
 ]
 
-UNITS = {"import_ms": "ms", "cold_ms": "ms", "seq_cpu_us": "µs", "conc_rps": "req/s", "stream_cpu_us": "µs",
-         "peak_rss_mb": "MiB"}
+UNITS = {"import_ms": "ms", "cold_ms": "ms", "seq_cpu_us": "µs", "conc_rps": "req/s", "conc_cpu_us": "µs",
+         "stream_cpu_us": "µs", "peak_rss_mb": "MiB"}
 
 
 def render(report: dict, json_path: Path) -> str:

@@ -205,3 +205,11 @@ def test_the_cli_refuses_an_unusable_key_without_showing_it(fake, cli_config):
 def test_human_exports_the_new_errors():
     assert issubclass(human.TLSError, human.APIConnectionError)
     assert issubclass(human.RedirectError, human.APIStatusError)
+
+
+def test_config_show_masks_proxy_credentials(cli_config):
+    config = cli_config(proxy="http://alice:hunter22-pw@127.0.0.1:3128")
+    result = subprocess.run([sys.executable, "-m", "human", "config", "show", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "127.0.0.1:3128" in result.stdout and "hunter22" not in result.stdout + result.stderr

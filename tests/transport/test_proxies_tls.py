@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+import human
 from human.errors import APIConnectionError, ConfigError, TLSError
 from tests.client.conftest import CANARY
 from tests.fakes.proxy import RecordingProxy
@@ -140,3 +141,15 @@ def test_plain_http_to_a_tls_port_is_a_typed_error(driver, tls_fake, config_at):
     handle = driver.client(config_at(tls_fake.url.replace("https://", "http://") + "/v1"))
     with pytest.raises(APIConnectionError, match="https://"):
         handle.chat("hi")
+
+
+def test_doctor_shows_the_proxy_and_the_ca_in_use(tls_fake, certificates, config_at, tmp_path):
+    from human.doctor import _network_note
+
+    with RecordingProxy() as proxy:
+        url = proxy.url.replace("http://", "http://bob:hunter22@")
+        config = config_at(tls_fake.url + "/v1", {"proxy": url, "ca_bundle": str(certificates.ca)})
+        target = human.resolve(config)
+        note = _network_note(target)
+    assert "via proxy http://****:****@127.0.0.1" in note and "providers['p'].proxy" in note
+    assert str(certificates.ca) in note and "hunter22" not in note
