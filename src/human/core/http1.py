@@ -18,39 +18,22 @@ only if the framing ended the body by itself, the server did not say
 `Connection: close`, HTTP/1.0 said `keep-alive`, and no byte arrived after the end
 (`extra`): a connection with unread bytes on it would hand them to the next request.
 
-Content-Encoding gzip, x-gzip and deflate (zlib-wrapped or raw, as servers send both)
-are decoded with zlib; br and zstd only when their module is installed. The size cap
-applies to the decoded body, and inflating stops at the cap (a small gzip bomb cannot
-fill memory).
+Content-Encoding is undone by `core/decoding.py`; the size cap applies to the decoded
+body, and inflating stops at the cap (a small gzip bomb cannot fill memory).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import APIConnectionError, BadResponseError, ResponseTooLargeError
+from .decoding import ACCEPT_ENCODING, Decoder, decoder_for
 
 __all__ = ["ACCEPT_ENCODING", "HeaderMap", "ResponseParser", "head_bytes"]
 
 MAX_HEAD_BYTES = 64 << 10
 _HEAD, _FIXED, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _CLOSE, _DONE = range(8)
-
-
-def _optional_decoders() -> tuple[str, ...]:
-    found = []
-    for name, module in (("br", "brotli"), ("zstd", "zstandard")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        found.append(name)
-    return tuple(found)
-
-
-# What we can read, advertised so that a server picks one of these or identity.
-ACCEPT_ENCODING = ", ".join(("gzip", "deflate", *_optional_decoders()))
 
 
 class HeaderMap:
@@ -150,7 +133,7 @@ class ResponseParser:
         self._bodiless = bodiless  # a HEAD request, or a CONNECT's 2xx
         self._where = where
         self._max = max_bytes
-        self._decoder: _Decoder | None = None
+        self._decoder: Decoder | None = None
         self._close = False
         self._interim = 0
 
@@ -261,7 +244,7 @@ class ResponseParser:
             self._close = "close" in connection
         encoding = headers.get("content-encoding")
         if encoding:
-            self._decoder = _decoder_for(encoding, self)
+            self._decoder = decoder_for(encoding, self._where)
         status = self.status
         if self._bodiless or status in (204, 304):
             self._state = _DONE
@@ -407,105 +390,3 @@ def _header_pairs(lines: list[bytes], parser: ResponseParser) -> list[tuple[str,
             raise parser._bad(f"a response header line is malformed: {line[:40]!r}")
         pairs.append((key.decode("latin-1"), rest.strip().decode("latin-1")))
     return pairs
-
-
-class _Decoder:
-    """Content-Encoding, undone piece by piece; `decode(data, limit)` returns at most
-    about `limit` bytes more than needed to tell the cap was passed."""
-
-    __slots__ = ("_steps", "_where")
-
-    def __init__(self, steps: list[Any], where: str) -> None:
-        self._steps = steps
-        self._where = where
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        try:
-            for step in self._steps:
-                data = step.decode(data, limit)
-        except (zlib.error, OSError, ValueError) as exc:
-            raise BadResponseError(f"the compressed body could not be decoded ({exc}) ({self._where})") from None
-        return data
-
-    def flush(self) -> bytes:
-        data = b""
-        try:
-            for step in self._steps:
-                if data:
-                    data = step.decode(data, 1 << 30)
-                data += step.flush()
-        except (zlib.error, OSError, ValueError) as exc:
-            raise BadResponseError(f"the compressed body could not be decoded ({exc}) ({self._where})") from None
-        return data
-
-
-class _Zlib:
-    __slots__ = ("_obj", "_deflate", "_head")
-
-    def __init__(self, gzip: bool) -> None:
-        self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
-        self._deflate = not gzip
-        self._head = b""
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        if self._deflate:
-            # "deflate" is often sent raw, without the zlib wrapper (RFC 9110 §8.4.1.2 says
-            # wrapped; browsers and urllib3 accept both): the first two bytes tell.
-            head = self._head + data
-            if len(head) < 2:
-                self._head = head
-                return b""
-            self._deflate = False
-            self._head = b""
-            data = head
-            if (head[0] & 0x0F) != 8 or (head[0] * 256 + head[1]) % 31:
-                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        out = self._obj.decompress(data, max(limit, 1))
-        if self._obj.unconsumed_tail:
-            return out + b"\0"  # stopped at the cap: the caller sees one byte too many and raises
-        return out
-
-    def flush(self) -> bytes:
-        return self._obj.flush()
-
-
-class _Module:
-    """br or zstd through an installed module (never required)."""
-
-    __slots__ = ("_obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self._obj = obj
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        out: bytes = self._obj.process(data) if hasattr(self._obj, "process") else self._obj.decompress(data)
-        return out
-
-    def flush(self) -> bytes:
-        return b""
-
-
-def _decoder_for(header: str, parser: ResponseParser) -> _Decoder | None:
-    steps: list[Any] = []
-    # Listed in the order applied; undone in reverse (RFC 9110 §8.4).
-    for name in reversed([part.strip().lower() for part in header.split(",") if part.strip()]):
-        if name in ("gzip", "x-gzip"):
-            steps.append(_Zlib(gzip=True))
-        elif name == "deflate":
-            steps.append(_Zlib(gzip=False))
-        elif name == "identity":
-            continue
-        elif name == "br" and "br" in ACCEPT_ENCODING:
-            import brotli  # type: ignore[import-not-found]
-
-            steps.append(_Module(brotli.Decompressor()))
-        elif name == "zstd" and "zstd" in ACCEPT_ENCODING:
-            import zstandard  # type: ignore[import-not-found]
-
-            steps.append(_Module(zstandard.ZstdDecompressor().decompressobj()))
-        else:
-            raise parser._bad(
-                f"the body is compressed with {name!r}, which human cannot decode "
-                f"(it asks for {ACCEPT_ENCODING}; a proxy may be rewriting the request)"
-            )
-    return _Decoder(steps, parser._where) if steps else None
