@@ -144,7 +144,7 @@ def test_plain_http_to_a_tls_port_is_a_typed_error(driver, tls_fake, config_at):
 
 
 def test_doctor_shows_the_proxy_and_the_ca_in_use(tls_fake, certificates, config_at, tmp_path):
-    from human.doctor import _network_note
+    from human.doctor.decide import _network_note
 
     with RecordingProxy() as proxy:
         url = proxy.url.replace("http://", "http://bob:hunter22@")

@@ -82,8 +82,8 @@ def timeout_error(kind: str, deadlines: Deadlines, where: str) -> APITimeoutErro
     limit = deadlines.configured(kind)
     text = _WHAT[kind].format(where=where, limit=f"{limit:g}s")
     return APITimeoutError(
-        f"timed out: {text} (raise timeouts.{kind} in the config, or pass timeout={{'{kind}': seconds}} "
-        "to the call)",
+        f"timed out ({kind} timeout): {text} (raise timeouts.{kind} in the config, or pass "
+        f"timeout={{'{kind}': seconds}} to the call)",
         kind=kind,
         seconds=limit,
     )
