@@ -31,7 +31,7 @@ from .core.secret import Secret, scrub
 from .core.sse import SSEDecoder
 from .core.stream import StreamAssembler
 from .core.wire import NOT_GIVEN, NotGiven, build_body, encode
-from .errors import APIError, APITimeoutError, BadResponseError, ClientClosedError, HumanError
+from .errors import APIError, APITimeoutError, BadResponseError, ClientClosedError, HumanError, RedirectError
 from .profile import changes_for, warn_once
 from .transport import Deadlines
 from .transport.sync import SyncTransport
@@ -74,7 +74,9 @@ class _Pump:
         self.decoder = SSEDecoder()
         self.assembler = StreamAssembler(provider=target.provider, model=target.model)
         self._error: HumanError | None = None
-        self._head = b""  # the first bytes, to recognise an HTML page sent as a stream
+        # The body so far, until the first SSE event: to tell what a server sent instead
+        # of a stream (an HTML page, a JSON answer or error) when no event ever came.
+        self._head: bytearray | None = bytearray()
         self._target = target
 
     @property
@@ -85,9 +87,14 @@ class _Pump:
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         if self._error is not None:
             raise self._error
-        if len(self._head) < 512:
-            self._head += chunk[:512]
-        return self._events(self.decoder.feed(chunk))
+        sses = self.decoder.feed(chunk)
+        head = self._head
+        if head is not None:
+            if sses:
+                self._head = None
+            elif len(head) < _HEAD_BYTES:
+                head += chunk[: _HEAD_BYTES - len(head)]
+        return self._events(sses)
 
     def end(self) -> list[StreamEvent]:
         """End of the body: a last event without its blank line, held-back text, tool calls
@@ -97,8 +104,11 @@ class _Pump:
         events = [] if self.assembler.done else self._events(self.decoder.close())
         if self._error is None:
             error = self.assembler.end_error()
-            if error is not None and self._head.lstrip()[:1] == b"<":
-                error = _html_error(self._target, self._head)
+            if error is not None and self._head is not None and not events:
+                whole, error = _not_a_stream(self._target, bytes(self._head), error)
+                if whole is not None:
+                    self.assembler = _Replay(whole)  # type: ignore[assignment]
+                    return _events_from_whole(whole)
             self._error = error
         return events + self.assembler.close()
 
@@ -122,6 +132,25 @@ class _Pump:
                 raise
             self._error = exc
         return events
+
+
+_HEAD_BYTES = 1 << 16
+
+
+def _not_a_stream(target: Target, head: bytes, error: HumanError) -> tuple[ChatResponse | None, HumanError]:
+    """A body with no SSE event in it, read whole: an HTML page is an error that is not
+    retried; a JSON body is read as a whole answer (or its error object), as when the
+    server says application/json."""
+    stripped = head.lstrip()
+    if stripped[:1] == b"<":
+        return None, _html_error(target, head)
+    if stripped[:1] == b"{" and len(head) < _HEAD_BYTES:
+        try:
+            body = decode_body(head, "application/json", provider=target.provider, model=target.model, status=200)
+            return parse_completion(body, provider=target.provider, model=target.model), error
+        except HumanError as exc:
+            return None, exc
+    return None, error
 
 
 def _html_error(target: Target, head: bytes) -> HumanError:
@@ -444,6 +473,8 @@ def _stamp_error(exc: HumanError, target: Target, *, model: bool = True, call: _
         exc.args = (exc.message,)
         if exc.request_id:  # a server can echo anything into X-Request-Id, a key included
             exc.request_id = scrub(exc.request_id, *secrets)
+        if isinstance(exc, RedirectError) and exc.location:
+            exc.location = scrub(exc.location, *secrets)
         if isinstance(exc, BadResponseError):
             exc.body_preview = scrub(exc.body_preview, *secrets)
     return exc
@@ -660,9 +691,12 @@ class ChatStream:
         chunks = exchange.chunks()
         kind = exchange.headers.get("content-type", "")
         if "json" in kind:
-            whole = client._parse(target, exchange.headers, b"".join(chunks))
-            pump.assembler = _Replay(whole)  # type: ignore[assignment]
-            return _nothing(), pump, _events_from_whole(whole), adjustments
+            raw = b"".join(chunks)
+            if raw.lstrip()[:5] != b"data:":
+                whole = client._parse(target, exchange.headers, raw)
+                pump.assembler = _Replay(whole)  # type: ignore[assignment]
+                return _nothing(), pump, _events_from_whole(whole), adjustments
+            chunks = _once(raw)  # server-sent events labelled as JSON: read them as a stream
         try:
             if "html" in kind:
                 raise _html_error(target, next(chunks, b"<html>"))
@@ -681,6 +715,10 @@ class ChatStream:
 
 def _nothing() -> Generator[bytes, None, None]:
     yield from ()
+
+
+def _once(data: bytes) -> Generator[bytes, None, None]:
+    yield data
 
 
 class _Replay:
@@ -920,9 +958,12 @@ class AsyncChatStream:
         chunks = exchange.chunks()
         kind = exchange.headers.get("content-type", "")
         if "json" in kind:
-            whole = client._parse(target, exchange.headers, b"".join([c async for c in chunks]))
-            pump.assembler = _Replay(whole)  # type: ignore[assignment]
-            return _empty(), pump, _events_from_whole(whole), adjustments
+            raw = b"".join([c async for c in chunks])
+            if raw.lstrip()[:5] != b"data:":
+                whole = client._parse(target, exchange.headers, raw)
+                pump.assembler = _Replay(whole)  # type: ignore[assignment]
+                return _empty(), pump, _events_from_whole(whole), adjustments
+            chunks = _aonce(raw)  # server-sent events labelled as JSON: read them as a stream
         try:
             if "html" in kind:
                 raise _html_error(target, await anext(chunks, b"<html>"))
@@ -937,6 +978,10 @@ class AsyncChatStream:
             await chunks.aclose()
             raise
         return _empty(), pump, events, adjustments
+
+
+async def _aonce(data: bytes) -> AsyncGenerator[bytes, None]:
+    yield data
 
 
 async def _empty() -> AsyncGenerator[bytes, None]:

@@ -80,3 +80,14 @@ def test_the_last_failure_is_a_connection_error_when_retries_run_out(driver, fak
     handle = driver.client(config_for(reliability={"provider_retries": 0}))
     with pytest.raises(APIConnectionError, match="without answering"):
         handle.chat("hi")
+
+
+def test_a_gzip_transfer_coding_is_undone(driver, fake, config_for):
+    import gzip
+
+    data = gzip.compress(hostile.completion_body("transfer-coded"))
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
+    hostile.raw(fake, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                + chunked)
+    handle = driver.client(config_for(reliability={"provider_retries": 0}))
+    assert handle.chat("hi").content == "transfer-coded"

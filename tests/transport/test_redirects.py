@@ -93,3 +93,11 @@ def test_https_to_http_is_refused(driver, tls_fake, fake, certificates, config_a
     with pytest.raises(RedirectError, match="https to plain http"):
         handle.chat("hi")
     assert fake.requests == []
+
+
+def test_a_location_echoing_the_key_is_scrubbed(driver, fake, config_for):
+    hostile.redirect(fake, 302, f"/v1/chat/completions?key={CANARY}")
+    handle = driver.client(config_for(reliability={"provider_retries": 0}))
+    with pytest.raises(RedirectError) as caught:
+        handle.chat("hi")
+    assert CANARY not in chain_text(caught.value)

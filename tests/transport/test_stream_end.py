@@ -92,3 +92,19 @@ def test_an_html_page_answering_a_stream_is_not_retried(driver, fake, config_for
     assert not isinstance(caught.value, AllAttemptsFailedError)
     assert "HTML" in str(caught.value) and not caught.value.retryable
     assert len(fake.requests) == 1
+
+
+def test_a_json_answer_labelled_as_a_stream_is_read_whole(driver, fake, config_for):
+    fake.reply(body=hostile.completion_body("whole answer"), content_type="text/event-stream")
+    fake.reply(body=b'{"error": {"message": "model overloaded", "type": "server_error"}}',
+               content_type="text/event-stream")
+    handle = driver.client(config_for(reliability={"provider_retries": 0}))
+    assert handle.stream("hi").content == "whole answer" and handle.text() == "whole answer"
+    with pytest.raises(BadResponseError, match="model overloaded"):
+        handle.stream("hi")
+
+
+def test_events_labelled_as_json_are_read_as_a_stream(driver, fake, config_for):
+    fake.reply(body=hostile.sse_body("mis", "labelled"), content_type="application/json")
+    handle = driver.client(config_for(reliability={"provider_retries": 0}))
+    assert handle.stream("hi").content == "mislabelled"

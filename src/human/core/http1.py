@@ -253,6 +253,10 @@ class ResponseParser:
             return
         transfer = headers.get("transfer-encoding")
         if transfer is not None:
+            codings = [c.strip().lower() for c in transfer.split(",") if c.strip()]
+            applied = [c for c in codings if c not in ("chunked", "identity")]
+            if applied:  # a transfer-coding such as gzip: undone after chunked framing, before Content-Encoding
+                self._decoder = decoder_for(", ".join([encoding or "identity", *applied]), self._where)
             # RFC 9112 §6.1: with both, Transfer-Encoding wins and the connection closes after.
             if "content-length" in headers:
                 self._close = True
