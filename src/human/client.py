@@ -26,16 +26,15 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, Target, Timeouts, load_config, resolve
 from .core.classify import Headers, classify
 from .core.parse import decode_body, parse_completion
+from .core.pump import Pump, Replay, events_from_whole, html_error
 from .core.retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
 from .core.secret import Secret, scrub
-from .core.sse import SSEDecoder
-from .core.stream import StreamAssembler
 from .core.wire import NOT_GIVEN, NotGiven, build_body, encode
 from .errors import APIError, APITimeoutError, BadResponseError, ClientClosedError, HumanError, RedirectError
 from .profile import changes_for, warn_once
 from .transport import Deadlines
 from .transport.sync import SyncTransport
-from .types import ChatResponse, ContentDelta, FinishEvent, ReasoningDelta, StreamEvent, ToolCallDone, UsageEvent
+from .types import ChatResponse, StreamEvent
 
 if TYPE_CHECKING:
     from .discover import Found
@@ -57,110 +56,6 @@ _OPTIONS = (
     "temperature", "max_tokens", "tools", "tool_choice", "parallel_tool_calls", "response_format",
     "stop", "seed", "top_p", "reasoning_effort", "extra_body",
 )
-
-
-class _Pump:
-    """Bytes in, typed events out: the SSE decoder and the assembler, joined, with the
-    stream end rules of `core/stream.py` (`[DONE]` ends it; an `error` event fails it;
-    a body cut off before a finish_reason fails it).
-
-    An error found in a chunk is raised only after the events before it were handed
-    out, so the caller sees the same events however the bytes were split into reads.
-    """
-
-    __slots__ = ("decoder", "assembler", "_error", "_head", "_target")
-
-    def __init__(self, target: Target) -> None:
-        self.decoder = SSEDecoder()
-        self.assembler = StreamAssembler(provider=target.provider, model=target.model)
-        self._error: HumanError | None = None
-        # The body so far, until the first SSE event: to tell what a server sent instead
-        # of a stream (an HTML page, a JSON answer or error) when no event ever came.
-        self._head: bytearray | None = bytearray()
-        self._target = target
-
-    @property
-    def done(self) -> bool:
-        """`[DONE]` arrived: stop reading (what follows is not part of the answer)."""
-        return self.assembler.done
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        if self._error is not None:
-            raise self._error
-        sses = self.decoder.feed(chunk)
-        head = self._head
-        if head is not None:
-            if sses:
-                self._head = None
-            elif len(head) < _HEAD_BYTES:
-                head += chunk[: _HEAD_BYTES - len(head)]
-        return self._events(sses)
-
-    def end(self) -> list[StreamEvent]:
-        """End of the body: a last event without its blank line, held-back text, tool calls
-        done. An incomplete answer is raised by `finish()`, after these events."""
-        if self._error is not None:
-            raise self._error
-        events = [] if self.assembler.done else self._events(self.decoder.close())
-        if self._error is None:
-            error = self.assembler.end_error()
-            if error is not None and self._head is not None and not events:
-                whole, error = _not_a_stream(self._target, bytes(self._head), error)
-                if whole is not None:
-                    self.assembler = _Replay(whole)  # type: ignore[assignment]
-                    return _events_from_whole(whole)
-            self._error = error
-        return events + self.assembler.close()
-
-    def finish(self) -> ChatResponse:
-        if self._error is not None:
-            raise self._error
-        return self.assembler.finish()
-
-    def _events(self, sses: Any) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        assembler = self.assembler
-        try:
-            for sse in sses:
-                if sse.event == "error":
-                    raise assembler.error_event(sse.data)
-                events += assembler.add(sse.data)
-                if assembler.done:
-                    break
-        except HumanError as exc:
-            if not events:
-                raise
-            self._error = exc
-        return events
-
-
-_HEAD_BYTES = 1 << 16
-
-
-def _not_a_stream(target: Target, head: bytes, error: HumanError) -> tuple[ChatResponse | None, HumanError]:
-    """A body with no SSE event in it, read whole: an HTML page is an error that is not
-    retried; a JSON body is read as a whole answer (or its error object), as when the
-    server says application/json."""
-    stripped = head.lstrip()
-    if stripped[:1] == b"<":
-        return None, _html_error(target, head)
-    if stripped[:1] == b"{" and len(head) < _HEAD_BYTES:
-        try:
-            body = decode_body(head, "application/json", provider=target.provider, model=target.model, status=200)
-            return parse_completion(body, provider=target.provider, model=target.model), error
-        except HumanError as exc:
-            return None, exc
-    return None, error
-
-
-def _html_error(target: Target, head: bytes) -> HumanError:
-    """An HTML page where a stream was expected (a login portal, a wrong base_url): the
-    same answer will come again, so it is not retried."""
-    try:
-        decode_body(head, "text/html", provider=target.provider, model=target.model, status=200)
-    except HumanError as exc:
-        return exc
-    raise AssertionError("decode_body accepted an HTML page")  # pragma: no cover
 
 
 class _Base:
@@ -480,20 +375,6 @@ def _stamp_error(exc: HumanError, target: Target, *, model: bool = True, call: _
     return exc
 
 
-def _events_from_whole(response: ChatResponse) -> list[StreamEvent]:
-    """A server that ignored stream=true and sent one JSON body: replay it as events."""
-    events: list[StreamEvent] = []
-    if response.reasoning:
-        events.append(ReasoningDelta(response.reasoning))
-    if response.content:
-        events.append(ContentDelta(response.content))
-    events += [ToolCallDone(i, call) for i, call in enumerate(response.tool_calls)]
-    if response.usage is not None:
-        events.append(UsageEvent(response.usage))
-    events.append(FinishEvent(response.finish_reason))
-    return events
-
-
 # ---- sync --------------------------------------------------------------------------------
 
 
@@ -679,7 +560,7 @@ class ChatStream:
             raise failure
         self.response = client._stamp(response, send, adjustments)
 
-    def _open(self, target: Target) -> tuple[Generator[bytes, None, None], _Pump, list[StreamEvent], list[str]]:
+    def _open(self, target: Target) -> tuple[Generator[bytes, None, None], Pump, list[StreamEvent], list[str]]:
         """Send, check the status, and read until the first event (retry is still possible)."""
         client = self._client
         body, adjustments, deadlines = client._request(target, self._messages, True, self._options, self._call)
@@ -687,19 +568,19 @@ class ChatStream:
                                           deadlines, target.max_stream_bytes, target.network)
         if exchange.status >= 300:
             raise client._error(target, exchange.status, exchange.headers, exchange.read())
-        pump = _Pump(target)
+        pump = Pump(target.provider, target.model)
         chunks = exchange.chunks()
         kind = exchange.headers.get("content-type", "")
         if "json" in kind:
             raw = b"".join(chunks)
             if raw.lstrip()[:5] != b"data:":
                 whole = client._parse(target, exchange.headers, raw)
-                pump.assembler = _Replay(whole)  # type: ignore[assignment]
-                return _nothing(), pump, _events_from_whole(whole), adjustments
+                pump.assembler = Replay(whole)  # type: ignore[assignment]
+                return _nothing(), pump, events_from_whole(whole), adjustments
             chunks = _once(raw)  # server-sent events labelled as JSON: read them as a stream
         try:
             if "html" in kind:
-                raise _html_error(target, next(chunks, b"<html>"))
+                raise html_error(target.provider, target.model, next(chunks, b"<html>"))
             for chunk in chunks:
                 events = pump.feed(chunk)
                 if events or pump.done:
@@ -719,26 +600,6 @@ def _nothing() -> Generator[bytes, None, None]:
 
 def _once(data: bytes) -> Generator[bytes, None, None]:
     yield data
-
-
-class _Replay:
-    """Stands in for the assembler when the server answered a stream with one JSON body."""
-
-    def __init__(self, response: ChatResponse) -> None:
-        self._response = response
-        self.done = True
-
-    def close(self) -> list[StreamEvent]:
-        return []
-
-    def end_error(self) -> None:
-        return None
-
-    def finish(self) -> ChatResponse:
-        return self._response
-
-    def partial(self) -> ChatResponse:
-        return self._response
 
 
 def _models_list(client: _Base, target: Target, status: int, headers: Headers,
@@ -945,7 +806,7 @@ class AsyncChatStream:
             raise failure
         self.response = client._stamp(response, send, adjustments)
 
-    async def _open(self, target: Target) -> tuple[AsyncGenerator[bytes, None], _Pump, list[StreamEvent],
+    async def _open(self, target: Target) -> tuple[AsyncGenerator[bytes, None], Pump, list[StreamEvent],
                                                    list[str]]:
         """Send, check the status, and read until the first event (retry is still possible)."""
         client = self._client
@@ -954,19 +815,19 @@ class AsyncChatStream:
                                                 deadlines, target.max_stream_bytes, target.network)
         if exchange.status >= 300:
             raise client._error(target, exchange.status, exchange.headers, await exchange.read())
-        pump = _Pump(target)
+        pump = Pump(target.provider, target.model)
         chunks = exchange.chunks()
         kind = exchange.headers.get("content-type", "")
         if "json" in kind:
             raw = b"".join([c async for c in chunks])
             if raw.lstrip()[:5] != b"data:":
                 whole = client._parse(target, exchange.headers, raw)
-                pump.assembler = _Replay(whole)  # type: ignore[assignment]
-                return _empty(), pump, _events_from_whole(whole), adjustments
+                pump.assembler = Replay(whole)  # type: ignore[assignment]
+                return _empty(), pump, events_from_whole(whole), adjustments
             chunks = _aonce(raw)  # server-sent events labelled as JSON: read them as a stream
         try:
             if "html" in kind:
-                raise _html_error(target, await anext(chunks, b"<html>"))
+                raise html_error(target.provider, target.model, await anext(chunks, b"<html>"))
             async for chunk in chunks:
                 events = pump.feed(chunk)
                 if events or pump.done:
