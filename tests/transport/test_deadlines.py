@@ -109,3 +109,15 @@ def test_a_timed_out_attempt_is_retried_and_counted(driver, fake, config_for):
     handle = driver.client(config_for(timeouts={"first_byte": 0.3}, reliability={"provider_retries": 1}))
     response = handle.chat("hi")
     assert response.content == "second" and response.attempt == 2 and len(driver.slept) == 1
+
+
+@pytest.mark.parametrize("method", ["chat", "stream"])
+def test_idle_counts_from_the_last_byte_not_from_the_start(driver, fake, config_for, method):
+    body = hostile.completion_body("slow but steady") if method == "chat" else hostile.sse_body("slow", " steady")
+    kind = "application/json" if method == "chat" else "text/event-stream"
+    head = _head(200, {"Content-Type": kind, "Content-Length": str(len(body))})
+    third = len(body) // 3
+    hostile.raw(fake, 0.7, head, 0.35, body[:third], 0.35, body[third : 2 * third], 0.35, body[2 * third :])
+    handle = driver.client(config_for(timeouts={"first_byte": 5, "idle": 0.6, "total": 30},
+                                      reliability={"provider_retries": 0}))
+    assert (run(handle, method).content or "").replace(" ", "") in ("slowbutsteady", "slowsteady")

@@ -77,8 +77,7 @@ class _Conn(asyncio.Protocol):
             return
         if self.error is not None:
             return
-        if parser.headers is not None:
-            self.deadlines.last = time.monotonic()  # type: ignore[union-attr]
+        self.deadlines.last = time.monotonic()  # type: ignore[union-attr]  # idle counts from here
         try:
             pieces = parser.feed(data)
         except HumanError as exc:
@@ -286,6 +285,7 @@ class AsyncTransport:
         loop = asyncio.get_running_loop()
         proxy = key[3]
         context = tls_context(key[4]) if end.https else None
+        deadlines.connecting()
         limit, which = deadlines.limit("connect")
         failure: HumanError | None = None
         conn = _Conn(loop)

@@ -39,7 +39,7 @@ class Deadlines:
     a server that trickles one byte a second cannot stretch first_byte or total.
     """
 
-    __slots__ = ("connect", "first_byte", "idle", "total", "started", "last")
+    __slots__ = ("connect", "first_byte", "idle", "total", "started", "last", "opened")
 
     def __init__(self, connect: float | None, first_byte: float | None, idle: float | None,
                  total: float | None) -> None:
@@ -49,10 +49,15 @@ class Deadlines:
         self.total = total
         self.started = 0.0
         self.last = 0.0  # when the last body byte arrived (idle counts from it)
+        self.opened = 0.0  # when the current connection attempt began (connect counts from it)
 
     def start(self, now: float | None = None) -> Deadlines:
-        self.started = self.last = time.monotonic() if now is None else now
+        self.started = self.last = self.opened = time.monotonic() if now is None else now
         return self
+
+    def connecting(self) -> None:
+        """A new connection is being opened: connect (TCP, CONNECT, TLS) counts from now."""
+        self.opened = time.monotonic()
 
     def limit(self, kind: str, now: float | None = None) -> tuple[float | None, str]:
         """(seconds allowed for the next wait or None, the limit that ends it)."""
@@ -63,7 +68,7 @@ class Deadlines:
         elif kind == "first_byte":
             step = None if self.first_byte is None else self.started + self.first_byte - now
         else:
-            step = self.connect
+            step = None if self.connect is None else self.opened + self.connect - now
         if self.total is not None:
             left = self.started + self.total - now
             if step is None or left < step:

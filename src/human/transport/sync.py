@@ -184,6 +184,7 @@ class SyncTransport:
         proxy = key[3]
         address = (proxy.host, proxy.port) if proxy is not None else (end.host, end.port)
         context = tls_context(key[4]) if end.https else None
+        deadlines.connecting()
         limit, which = deadlines.limit("connect")
         failure: HumanError | None = None
         sock: socket.socket | None = None
