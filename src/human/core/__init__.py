@@ -13,6 +13,11 @@ so sync and async behave alike by construction.
     parse       a whole (non-streamed) body -> ChatResponse
     classify    an HTTP error answer -> the right error class
     retry       the retry / fallback / circuit-breaker plan, as a generator
+    pump        a stream's bytes -> events, with the end rules ([DONE], error events, cut-offs)
+    http1       an HTTP/1.1 response's bytes -> status, headers, body (every framing, 1xx)
+    decoding    Content-Encoding gzip / deflate (br / zstd when installed)
+    redirect    which redirects are followed, and which headers survive them
+    proxy       HTTP(S)_PROXY / ALL_PROXY / NO_PROXY and the "proxy" key -> the proxy to use
 
 Internal: import public names from `human`, not from here.
 """
