@@ -70,7 +70,7 @@ def follow(
         else:
             raise RedirectError(
                 f"{shown} answered {status} to a {method}, pointing at {_shown(target)}; a {method} is not "
-                f"followed as a GET. {_hint(url, target)}", status=status, location=target)
+                f"re-sent as a GET: {_hint(url, target)}", status=status, location=target)
     else:
         method_next = method
     kept = dict(headers)
@@ -83,12 +83,13 @@ def follow(
 
 def _hint(old: str, new: str) -> str:
     a, b = urlsplit(old), urlsplit(new)
-    if a.scheme == "http" and b.scheme == "https":
-        return "base_url uses http:// where the server wants https://; fix base_url in the config"
+    if a.scheme == "http" and b.scheme == "https" and a.path == b.path:
+        return "base_url says http:// where the server wants https://; fix base_url in the config"
     if b.path.rstrip("/").endswith("/chat/completions") and b.path != a.path:
-        base = b.path[: -len("/chat/completions")].rstrip("/")
-        return f"set base_url to {b.scheme}://{b.netloc}{base} (your base_url is probably missing /v1)"
-    return "your base_url is probably missing /v1 or uses http instead of https"
+        base = b.path.rstrip("/")[: -len("/chat/completions")]
+        return (f"set base_url to {b.scheme}://{b.netloc}{base}, where the server points (a base_url without "
+                "/v1, or with http:// for https://, is the usual cause)")
+    return "check base_url: it usually lacks /v1 or says http:// for https://"
 
 
 def _looks_secret(name: str) -> bool:
