@@ -31,6 +31,7 @@ from .core.retry import CircuitBreaker, Plan, RetryPolicy, Send, Sleep
 from .core.secret import Secret, scrub
 from .core.wire import NOT_GIVEN, NotGiven, build_body, encode
 from .errors import APIError, APITimeoutError, BadResponseError, ClientClosedError, HumanError, RedirectError
+from .pricing import Pricer
 from .profile import changes_for, warn_once
 from .transport import Deadlines
 from .transport.sync import SyncTransport
@@ -76,6 +77,7 @@ class _Base:
         random: Any = None,
         profiles: bool = True,
         progress: Progress | None = None,
+        log: bool | str | Path | Any = None,
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
         self._profiles = profiles  # apply what `human doctor` saved (human/profile.py)
@@ -99,6 +101,8 @@ class _Base:
         self._random = random or _random.random
         self._targets: dict[tuple[str | None, str | None], Target] = {}
         self._changes: dict[tuple[str, str, str], Any] = {}  # profile drop/rename, read once per endpoint
+        self._price_answer = Pricer(self.config.prices).price_answer  # response.cost, worked out on access
+        self._log = _logbook(log, self.config)  # None when off: then nothing below costs anything
         self._closed = False
         self.discovered: Found | None = None  # the local server the zero-config start chose
 
@@ -219,7 +223,9 @@ class _Base:
         response, adjustments = outcome
         if adjustments:
             return self._stamp(response, send, adjustments)
-        return response  # parsed for this very target and attempt 1: nothing to add
+        # parsed for this very target and attempt 1: only the price tag to add
+        object.__setattr__(response, "_pricing", (self._price_answer, send.target, time.time()))
+        return response
 
     def _request(self, target: Target, messages: Any, stream: bool, options: Mapping[str, Any],
                  call: _CallTime) -> tuple[bytes, list[str], Deadlines]:
@@ -263,17 +269,27 @@ class _Base:
                            status=200)
         return parse_completion(body, provider=target.provider, model=target.model)
 
-    @staticmethod
-    def _stamp(response: ChatResponse, send: Send, adjustments: Sequence[str]) -> ChatResponse:
-        """The response, saying who served it. Built field by field: dataclasses.replace
-        costs several times more, on every request."""
+    def _stamp(self, response: ChatResponse, send: Send, adjustments: Sequence[str]) -> ChatResponse:
+        """The response, saying who served it, with what prices it (`response.cost`, for
+        streams and whole answers alike). Built field by field: dataclasses.replace costs
+        several times more, on every request."""
         r = response
         return ChatResponse(r.content, r.tool_calls, r.usage, r.finish_reason, r.model, send.target.provider,
-                            r.reasoning, r.id, r.raw, send.target.model, send.attempt, tuple(adjustments))
+                            r.reasoning, r.id, r.raw, send.target.model, send.attempt, tuple(adjustments),
+                            _pricing=(self._price_answer, send.target, time.time()))
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError("this client is closed; create a new one")
+
+    def _hand_over(self, began: tuple[float, float], messages: Any, options: dict[str, Any], stream: bool,
+                   outcome: Any, first: float | None, provider: str | None, model: str | None) -> None:
+        """Give one finished exchange (the answer or the error, with its timings) to the
+        log: a deque append; the log's own thread prices, serialises and writes it
+        (human/store/record.py describes the tuple)."""
+        requested = (provider or self._provider, model or self._model or self.config.default_model)
+        self._log.add((began[0], began[1], first, time.perf_counter(), messages, options, stream, outcome,
+                       self._targets, requested))
 
 
 _KNOWN = frozenset(_OPTIONS)
@@ -307,6 +323,40 @@ def _route(provider: str | None, model: str | None, timeout: TimeoutArg, retries
     """The call's own settings, passed on to each request a structured call makes."""
     return {"provider": provider, "model": model, "timeout": timeout, "retries": retries,
             "temperature": temperature}
+
+
+def _structured(options: Mapping[str, Any]) -> bool:
+    """A call for a parsed object: `human.structured` sends its requests (re-asks
+    included) through `chat`, so each is logged and priced once, not the sum again."""
+    return "response_format" in options and _wants_object(options["response_format"])
+
+
+def _with(options: dict[str, Any], temperature: Any) -> dict[str, Any]:
+    """The call's options for the log, temperature included (`_pick` adds it in place,
+    except when it had to copy)."""
+    if "temperature" in options or temperature is NOT_GIVEN:
+        return options
+    return {**options, "temperature": temperature}
+
+
+def _logbook(log: Any, config: Config) -> Any:
+    """The shared `Logbook` this client writes to, or None when logging is off (the
+    default for library clients: `log=True`, a path, a `Store`, or "log": true in the
+    config turns it on). The store is imported only when it is used."""
+    if log is None:
+        log = config.log
+    if log is False:
+        return None
+    from .store import default_path
+    from .store.writer import logbook_for
+
+    if log is True:
+        return logbook_for(default_path(config.env), config.env)
+    if isinstance(log, (str, Path)):
+        return logbook_for(Path(log).expanduser(), config.env)
+    if hasattr(log, "append"):
+        return logbook_for(log)
+    raise TypeError(f"log must be True, False, a path or a human.store.Store, not {type(log).__name__}")
 
 
 def _timeouts(base: Timeouts, *overrides: TimeoutArg) -> Timeouts:
@@ -394,6 +444,24 @@ class Client(_Base):
         With `response_format=T` (a Pydantic model, dataclass, TypedDict, `list[...]` of
         those, or a JSON Schema dict) the answer's `.parsed` is a validated `T`
         (`human.structured`; options `mode`, `max_retries`, `token_budget`)."""
+        if self._log is not None and not _structured(options):  # a structured call's requests log themselves
+            return self._logged(messages, provider, model, timeout, retries, temperature, options)
+        return self._chat(messages, provider, model, timeout, retries, temperature, options)
+
+    def _logged(self, messages: Any, provider: str | None, model: str | None, timeout: TimeoutArg,
+                retries: int | None, temperature: Any, options: dict[str, Any]) -> ChatResponse:
+        began = time.time(), time.perf_counter()
+        sent = list(messages) if messages.__class__ is list else messages  # the caller may change it later
+        try:
+            response = self._chat(messages, provider, model, timeout, retries, temperature, options)
+        except BaseException as exc:
+            self._hand_over(began, sent, _with(options, temperature), False, exc, None, provider, model)
+            raise
+        self._hand_over(began, sent, _with(options, temperature), False, response, None, provider, model)
+        return response
+
+    def _chat(self, messages: Any, provider: str | None, model: str | None, timeout: TimeoutArg,
+              retries: int | None, temperature: Any, options: dict[str, Any]) -> ChatResponse:
         self._check_open()
         if "response_format" in options and _wants_object(options["response_format"]):
             from .structured.drive import chat
@@ -475,6 +543,8 @@ class Client(_Base):
     def close(self) -> None:
         self._closed = True
         self._transport.close()
+        if self._log is not None:
+            self._log.flush()  # what this client logged is on disk when close() returns
 
     def __enter__(self) -> Client:
         return self
@@ -496,7 +566,8 @@ class ChatStream:
 
     def __iter__(self) -> Iterator[StreamEvent]:
         if self._iterator is None:
-            self._iterator = self._events()
+            events = self._events()
+            self._iterator = events if self._client._log is None else _logged_events(self, events)
         return self._iterator
 
     def __enter__(self) -> ChatStream:
@@ -602,6 +673,26 @@ def _once(data: bytes) -> Generator[bytes, None, None]:
     yield data
 
 
+def _logged_events(stream: ChatStream, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+    """The stream's events, passed through; at the end (or a failure, or the caller
+    stopping early) the exchange is handed to the log with its time to first event."""
+    client, began, first = stream._client, (time.time(), time.perf_counter()), None
+    messages = stream._messages
+    sent = list(messages) if messages.__class__ is list else messages
+    requested = stream._plan.providers[0], stream._plan.models[0]
+    try:
+        for event in events:
+            if first is None:
+                first = time.perf_counter()
+            yield event
+    except BaseException as exc:
+        client._hand_over(began, sent, dict(stream._options), True, exc, first, *requested)
+        raise
+    finally:
+        events.close()  # type: ignore[attr-defined]
+    client._hand_over(began, sent, dict(stream._options), True, stream.response, first, *requested)
+
+
 def _models_list(client: _Base, target: Target, status: int, headers: Headers,
                  raw: bytes) -> list[dict[str, Any]]:
     if status >= 300:
@@ -637,6 +728,24 @@ class AsyncClient(_Base):
         With `response_format=T` (a Pydantic model, dataclass, TypedDict, `list[...]` of
         those, or a JSON Schema dict) the answer's `.parsed` is a validated `T`
         (`human.structured`; options `mode`, `max_retries`, `token_budget`)."""
+        if self._log is not None and not _structured(options):  # a structured call's requests log themselves
+            return await self._logged(messages, provider, model, timeout, retries, temperature, options)
+        return await self._chat(messages, provider, model, timeout, retries, temperature, options)
+
+    async def _logged(self, messages: Any, provider: str | None, model: str | None, timeout: TimeoutArg,
+                      retries: int | None, temperature: Any, options: dict[str, Any]) -> ChatResponse:
+        began = time.time(), time.perf_counter()
+        sent = list(messages) if messages.__class__ is list else messages  # the caller may change it later
+        try:
+            response = await self._chat(messages, provider, model, timeout, retries, temperature, options)
+        except BaseException as exc:
+            self._hand_over(began, sent, _with(options, temperature), False, exc, None, provider, model)
+            raise
+        self._hand_over(began, sent, _with(options, temperature), False, response, None, provider, model)
+        return response
+
+    async def _chat(self, messages: Any, provider: str | None, model: str | None, timeout: TimeoutArg,
+                    retries: int | None, temperature: Any, options: dict[str, Any]) -> ChatResponse:
         self._check_open()
         if "response_format" in options and _wants_object(options["response_format"]):
             from .structured.drive import achat
@@ -719,6 +828,10 @@ class AsyncClient(_Base):
     async def close(self) -> None:
         self._closed = True
         await self._transport.close()
+        if self._log is not None:
+            import asyncio
+
+            await asyncio.get_running_loop().run_in_executor(None, self._log.flush)  # never block the loop
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -739,7 +852,8 @@ class AsyncChatStream:
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:
-            self._iterator = self._events()
+            events = self._events()
+            self._iterator = events if self._client._log is None else _alogged_events(self, events)
         return self._iterator
 
     async def __aenter__(self) -> AsyncChatStream:
@@ -843,6 +957,25 @@ class AsyncChatStream:
 
 async def _aonce(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
+
+
+async def _alogged_events(stream: AsyncChatStream, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    """The async twin of `_logged_events`."""
+    client, began, first = stream._client, (time.time(), time.perf_counter()), None
+    messages = stream._messages
+    sent = list(messages) if messages.__class__ is list else messages
+    requested = stream._plan.providers[0], stream._plan.models[0]
+    try:
+        async for event in events:
+            if first is None:
+                first = time.perf_counter()
+            yield event
+    except BaseException as exc:
+        client._hand_over(began, sent, dict(stream._options), True, exc, first, *requested)
+        raise
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+    client._hand_over(began, sent, dict(stream._options), True, stream.response, first, *requested)
 
 
 async def _empty() -> AsyncGenerator[bytes, None]:

@@ -11,14 +11,18 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from .errors import ToolArgumentsError
 
+if TYPE_CHECKING:
+    from decimal import Decimal
+
 __all__ = [
     "ChatResponse",
+    "Cost",
     "ContentDelta",
     "FinishEvent",
     "ParsedObject",
@@ -97,6 +101,36 @@ class Usage:
     total_tokens: int | None = None
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one answer cost. `amount` is exact (a `Decimal`, as the price data computes
+    it); `source` says where the price came from (the dataset and the model it was
+    priced as, the config's "prices", or a local server); `input` and `output` split it.
+
+        f"{float(response.cost):.6f} {response.cost.currency}"
+    """
+
+    amount: Decimal
+    currency: str = "USD"
+    source: str = ""
+    input: Decimal | None = None
+    output: Decimal | None = None
+
+    def __float__(self) -> float:
+        return float(self.amount)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Amounts as strings, so JSON keeps them exact."""
+        return {
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "source": self.source,
+            "input": None if self.input is None else str(self.input),
+            "output": None if self.output is None else str(self.output),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +147,10 @@ class ChatResponse:
     `response_format=T` (`human.structured`), else None. For such an answer `usage` is
     the total of every request it took (re-asks included), and `adjustments` says which
     mode was used and why.
+
+    `cost` is what it cost, or None; then `no_cost_reason` says why (an unknown model,
+    no usage reported...): never a guessed 0. It is worked out on first access, so an
+    answer nobody prices costs nothing to make.
     """
 
     content: str | None
@@ -128,6 +166,31 @@ class ChatResponse:
     attempt: int = 1
     adjustments: tuple[str, ...] = ()
     parsed: Any = None
+    # (pricer, target, unix time of the answer), set by the client that made it
+    _pricing: Any = field(default=None, repr=False, compare=False)
+    _priced: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cost(self) -> Cost | None:
+        """What this answer cost, or None (`no_cost_reason` says why)."""
+        result: tuple[Cost | None, str | None] = self._priced or self._price()
+        return result[0]
+
+    @property
+    def no_cost_reason(self) -> str | None:
+        """Why `cost` is None; None when there is a cost."""
+        result: tuple[Cost | None, str | None] = self._priced or self._price()
+        return result[1]
+
+    def _price(self) -> tuple[Cost | None, str | None]:
+        if self._pricing is None:
+            result: tuple[Cost | None, str | None] = (
+                None, "not priced: this answer was not made by a human client")
+        else:
+            price_answer, target, when = self._pricing
+            result = price_answer(self, target, when)
+        object.__setattr__(self, "_priced", result)  # frozen: a cache, not a change of value
+        return result
 
     @property
     def text(self) -> str:
@@ -160,7 +223,10 @@ class ChatResponse:
                 "total_tokens": self.usage.total_tokens,
                 "cached_tokens": self.usage.cached_tokens,
                 "reasoning_tokens": self.usage.reasoning_tokens,
+                "cache_write_tokens": self.usage.cache_write_tokens,
             },
+            "cost": None if self.cost is None else self.cost.to_dict(),
+            "no_cost_reason": self.no_cost_reason,
             "adjustments": list(self.adjustments),
         }
 

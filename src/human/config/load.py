@@ -129,6 +129,16 @@ class Config:
             breaker_recovery_s=float(breaker.get("recovery_s", defaults.breaker_recovery_s)),
         )
 
+    @property
+    def log(self) -> bool:
+        """Whether library clients log their exchanges (the "log" key; default off)."""
+        return bool(self.data.get("log", False))
+
+    @property
+    def prices(self) -> tuple[dict[str, Any], ...]:
+        """The "prices" entries: per-model prices that win over the shipped data."""
+        return tuple(self.data.get("prices", ()))
+
     def source_of(self, pointer: str) -> str:
         return self.sources.get(pointer, "default")
 
@@ -355,9 +365,29 @@ def _check_semantics(data: dict[str, Any], sources: dict[str, str], warnings: li
         if problem:
             raise ConfigError(f"{source}: {where} contains {problem}; keys are plain ASCII without spaces: "
                               "copy it again from the provider's console")
+    for index, entry in enumerate(data.get("prices", ())):
+        for key, value in entry.items():
+            if key.endswith(("_mtok", "_kcount")) and not _is_amount(value):
+                raise ConfigError(
+                    f"{sources.get('/prices', 'config')}: prices[{index}].{key} is {value!r}; "
+                    "give a price per million tokens (per thousand requests) in USD, e.g. 0.15 or \"0.15\"",
+                    pointer=f"/prices/{index}/{key}",
+                )
     for entry in data.get("providers", ()):
         url = entry.get("base_url")
         if url:
             problem = check_base_url(url)
             if problem:
                 warnings.append(f"providers[{entry['name']!r}].base_url: {problem}")
+
+
+def _is_amount(value: Any) -> bool:
+    """A non-negative decimal number, as a JSON number or a string (exact)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value >= 0 and value == value and value != float("inf")
+    if isinstance(value, str):
+        head, _, tail = value.strip().partition(".")
+        return head.isdigit() and (tail == "" or tail.isdigit())
+    return False

@@ -50,13 +50,19 @@ def usage_from(obj: Any) -> Usage | None:
     """Map a `usage` object; None when there is none (or it is empty).
 
     Cached tokens: `prompt_tokens_details.cached_tokens` (OpenAI), else DeepSeek's
-    `prompt_cache_hit_tokens`. Reasoning: `completion_tokens_details.reasoning_tokens`.
-    `total_tokens` is taken as sent, never recomputed.
+    `prompt_cache_hit_tokens`. Cache writes: `prompt_tokens_details.cache_write_tokens`
+    (OpenRouter, and genai-prices' OpenAI chat extractor). Reasoning:
+    `completion_tokens_details.reasoning_tokens`. All of them are parts of
+    prompt_tokens / completion_tokens, not additions. `total_tokens` is taken as sent,
+    never recomputed.
     """
     if obj.__class__ is not dict or not obj:
         return None  # an empty object (sent by some servers on every chunk) says nothing
     details = obj.get("prompt_tokens_details")
-    cached = to_int(details.get("cached_tokens")) if details.__class__ is dict else None
+    cached = written = None
+    if details.__class__ is dict:
+        cached = to_int(details.get("cached_tokens"))
+        written = to_int(details.get("cache_write_tokens"))
     if cached is None:
         cached = to_int(obj.get("prompt_cache_hit_tokens"))
     details = obj.get("completion_tokens_details")
@@ -67,6 +73,7 @@ def usage_from(obj: Any) -> Usage | None:
         total_tokens=to_int(obj.get("total_tokens")),
         cached_tokens=cached,
         reasoning_tokens=reasoning,
+        cache_write_tokens=written,
     )
 
 

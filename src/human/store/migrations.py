@@ -1,0 +1,116 @@
+"""The SQLite log's schema, built and upgraded by numbered migrations (simonw/llm's
+`migrations.py` pattern): each is a plain function, applied once, in order, and recorded
+by name in `_migrations`. Never edit a migration that has shipped; add the next one.
+`tests/unit/test_store.py` builds a database with every prefix of this list and checks
+that upgrading it gives exactly the schema of a new one.
+
+    conversations    id, name (the first prompt, shortened), started_ms
+    exchanges        one request: who served it, what was sent (the messages new since
+                     the exchange it continues), the answer, usage, cost, attempts,
+                     timings, the error if it failed; append-only
+    exchanges_fts    full-text index over prompt and answer (FTS5, external content)
+
+Several processes may open a new file at once, so `migrate` runs inside BEGIN IMMEDIATE
+and re-reads what is applied after taking the lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+migration = MIGRATIONS.append
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Apply what is missing. Cheap when nothing is: one pragma read."""
+    if db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+        for step in MIGRATIONS:
+            if step.__name__ not in applied:
+                step(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)",
+                           (step.__name__, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            started_ms INTEGER NOT NULL
+        )""")
+    # Append-only: a row is written once and never updated (no per-request UPDATE of
+    # counters; totals are sums at read time, research wave2.md D.4).
+    db.execute("""
+        CREATE TABLE exchanges (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL,
+            parent_id TEXT,
+            started_ms INTEGER NOT NULL,
+            provider TEXT,
+            model_requested TEXT,
+            model TEXT,
+            stream INTEGER NOT NULL DEFAULT 0,
+            prompt TEXT,
+            messages TEXT,
+            options TEXT,
+            answer TEXT,
+            reasoning TEXT,
+            tool_calls TEXT,
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cached_tokens INTEGER,
+            cache_write_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            total_tokens INTEGER,
+            cost TEXT,
+            cost_note TEXT,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            ttft_ms REAL,
+            total_ms REAL,
+            error_type TEXT,
+            error TEXT,
+            thread_hash BLOB
+        )""")
+    db.execute("CREATE INDEX exchanges_conversation ON exchanges (conversation_id)")
+    db.execute("CREATE INDEX exchanges_thread ON exchanges (thread_hash)")
+
+
+@migration
+def m002_full_text_search(db: sqlite3.Connection) -> None:
+    # External content: the text lives once, in exchanges; triggers keep the index in step.
+    db.execute("""
+        CREATE VIRTUAL TABLE exchanges_fts USING fts5(
+            prompt, answer, content='exchanges', content_rowid='rowid')""")
+    db.execute("""
+        CREATE TRIGGER exchanges_fts_insert AFTER INSERT ON exchanges BEGIN
+            INSERT INTO exchanges_fts (rowid, prompt, answer) VALUES (new.rowid, new.prompt, new.answer);
+        END""")
+    db.execute("""
+        CREATE TRIGGER exchanges_fts_delete AFTER DELETE ON exchanges BEGIN
+            INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, answer)
+            VALUES ('delete', old.rowid, old.prompt, old.answer);
+        END""")
+    db.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('rebuild')")  # rows made before this
+
+
+@migration
+def m003_started_index(db: sqlite3.Connection) -> None:
+    # `human logs --since` and `human usage --since` read a time range.
+    db.execute("CREATE INDEX exchanges_started ON exchanges (started_ms)")

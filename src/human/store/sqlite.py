@@ -1,0 +1,278 @@
+"""`SQLiteStore`: the log in one SQLite file, safe for several processes at once.
+
+What keeps several writers from failing with "database is locked" (simonw/llm#789,
+inspect_ai#4154 in research wave2.md D.2):
+- WAL journal: readers never block the writer, nor the writer them;
+- `busy_timeout` (default 10 s): a writer waits for another's lock instead of failing;
+- every write is `BEGIN IMMEDIATE`: the write lock is taken up front, never upgraded
+  from a read lock mid-transaction (an upgrade cannot wait, it fails at once);
+- one transaction per batch of rows, so a busy log takes few locks;
+- `synchronous=NORMAL`: in WAL mode this cannot corrupt the file; a power cut may lose
+  the last transactions of a log, not the database.
+The file is created 0600 (it holds prompts and answers) in a 0700 directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import Exchange, Query, UsageRow
+from .migrations import migrate
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_COLUMNS: tuple[str, ...] = Exchange.__slots__
+_INSERT = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
+_GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model"}
+
+
+class SQLiteStore:
+    """The embedded default store (see the module docstring)."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self._busy_s = busy_timeout_ms / 1000
+        self._db = self._open(busy_timeout_ms)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        fresh = not self.path.exists()
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Create it private before SQLite opens it: prompts and answers are personal.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            # Switching to WAL needs a moment alone with the file; when several processes
+            # open a new log at once, one of them may be told "locked": wait and retry.
+            self._retry(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone())
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._retry(lambda: migrate(db))
+        except BaseException:
+            db.close()
+            raise
+        db.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+        return db
+
+    def _retry(self, action: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self._busy_s
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def append(self, rows: Sequence[Exchange]) -> None:
+        if not rows:
+            return
+        db = self._db
+        values = [tuple(getattr(row, name) for name in _COLUMNS) for row in rows]
+        conversations = {}
+        for row in rows:
+            if row.parent_id is None and row.conversation_id not in conversations:
+                conversations[row.conversation_id] = (row.conversation_id, _name(row.prompt), row.started_ms)
+
+        def write() -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?)", conversations.values())
+                db.executemany(_INSERT, values)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        self._retry(write)
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def continues(self, thread_hash: bytes) -> tuple[str, str] | None:
+        row = self._db.execute(
+            "SELECT id, conversation_id FROM exchanges WHERE thread_hash = ? ORDER BY rowid DESC LIMIT 1",
+            (thread_hash,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def exchanges(self, query: Query) -> list[Exchange]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.text:
+            where.append("rowid IN (SELECT rowid FROM exchanges_fts WHERE exchanges_fts MATCH ?)")
+            params.append(_fts_query(query.text))
+        if query.model:
+            where.append("(model = ? OR model_requested = ? OR model LIKE ? ESCAPE '\\')")
+            params += [query.model, query.model, _like_prefix(query.model)]
+        if query.provider:
+            where.append("provider = ?")
+            params.append(query.provider)
+        if query.since_ms is not None:
+            where.append("started_ms >= ?")
+            params.append(query.since_ms)
+        if query.conversation_id:
+            where.append("conversation_id = ?")
+            params.append(query.conversation_id)
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_ms DESC, rowid DESC"
+        if query.limit is not None:
+            sql += f" LIMIT {int(query.limit)}"
+        return [_exchange(row) for row in self._db.execute(sql, params)]
+
+    def get(self, exchange_id: str) -> Exchange | None:
+        rows = self._db.execute(_SELECT + " WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                                (_like_prefix(exchange_id),)).fetchall()
+        exact = [row for row in rows if row[0] == exchange_id]
+        if exact:
+            return _exchange(exact[0])
+        return _exchange(rows[0]) if len(rows) == 1 else None
+
+    def latest_conversation(self) -> str | None:
+        row = self._db.execute(
+            "SELECT conversation_id FROM exchanges ORDER BY started_ms DESC, rowid DESC LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, parent_id, messages, answer, tool_calls, error_type FROM exchanges "
+            "WHERE conversation_id = ? ORDER BY started_ms, rowid", (conversation_id,)).fetchall()
+        by_id = {row[0]: row for row in rows}
+        answered = [row for row in rows if row[5] is None]
+        if not answered:
+            return []
+        chain = []
+        row: Any = answered[-1]
+        while row is not None:
+            chain.append(row)
+            row = by_id.get(row[1]) if row[1] else None
+        messages: list[dict[str, Any]] = []
+        for _, _, sent, answer, tool_calls, _ in reversed(chain):
+            messages += json.loads(sent or "[]")
+            messages.append(answer_message(answer, tool_calls))
+        return messages
+
+    def usage(self, since_ms: int | None, by: Sequence[str]) -> list[UsageRow]:
+        unknown = [name for name in by if name not in _GROUPS]
+        if unknown:
+            raise ValueError(f"cannot group by {', '.join(unknown)}; use day, provider or model")
+        keys = [f"{_GROUPS[name]} AS {name}" for name in by]
+        sql = (
+            f"SELECT {', '.join(keys + [''])} count(*), count(error_type), coalesce(sum(prompt_tokens), 0), "
+            "coalesce(sum(completion_tokens), 0), coalesce(sum(cached_tokens), 0), "
+            "coalesce(sum(reasoning_tokens), 0), decimal_sum(cost), "
+            "sum(CASE WHEN cost IS NULL AND error_type IS NULL THEN 1 ELSE 0 END) FROM exchanges"
+        )
+        params: list[Any] = []
+        if since_ms is not None:
+            sql += " WHERE started_ms >= ?"
+            params.append(since_ms)
+        if by:
+            sql += f" GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}"
+        out = []
+        for row in self._db.execute(sql, params):
+            groups = dict(zip(by, row[: len(by)]))
+            (exchanges, errors, prompt, completion, cached, reasoning, cost, unpriced) = row[len(by):]
+            if exchanges == 0:
+                continue
+            out.append(UsageRow(groups.get("day"), groups.get("provider"), groups.get("model"), exchanges, errors,
+                                prompt, completion, cached, reasoning, Decimal(cost), unpriced))
+        return out
+
+    # ---- deleting -----------------------------------------------------------------------------
+
+    def delete(self, exchange_id: str) -> int:
+        found = self.get(exchange_id)
+        if found is None:
+            return 0
+        return self._write("DELETE FROM exchanges WHERE id = ?", (found.id,))
+
+    def delete_all(self) -> int:
+        deleted = self._write("DELETE FROM exchanges", ())
+        self._write("DELETE FROM conversations", ())
+        return deleted
+
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        db = self._db
+
+        def run() -> int:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                count = db.execute(sql, params).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return count
+
+        return self._retry(run)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def answer_message(answer: str | None, tool_calls: str | None) -> dict[str, Any]:
+    """The assistant message an answer becomes (as `ChatResponse.to_message()` makes it)."""
+    message: dict[str, Any] = {"role": "assistant", "content": answer}
+    if tool_calls:
+        message["tool_calls"] = json.loads(tool_calls)
+    return message
+
+
+_STREAM = _COLUMNS.index("stream")
+
+
+def _exchange(row: Sequence[Any]) -> Exchange:
+    values = list(row)
+    values[_STREAM] = bool(values[_STREAM])
+    return Exchange(*values)
+
+
+class _DecimalSum:
+    """SUM over decimal strings, exact (SQLite's SUM would go through floats)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _name(prompt: str | None) -> str | None:
+    if not prompt:
+        return None
+    line = " ".join(prompt.split())
+    return line if len(line) <= 60 else line[:59] + "…"
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fts_query(text: str) -> str:
+    """Every word must appear; FTS5 syntax in the text is taken literally."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
