@@ -87,18 +87,18 @@ class Pricer:
         from .calc import PriceError, calculate, prices_at
         from .snapshot import snapshot
 
+        names = [name for name in (model, requested) if name]
+        entry = self._override(provider, names)
+        if entry is None and local:  # free, however much was used (and whether it was reported)
+            return Cost(Decimal(0), "USD", LOCAL_SOURCE, Decimal(0), Decimal(0)), None
         if usage is None:
             return None, ("the server reported no token usage (for a stream, the provider must be asked for it: "
                           "`stream_usage` in the registry or your providers[] entry)")
         if usage.prompt_tokens is None or usage.completion_tokens is None:
             return None, "the server's usage lacks prompt_tokens or completion_tokens"
-        moment = _moment(when)
-        names = [name for name in (model, requested) if name]
         data = snapshot()
         units = data.price_units
         counts = usage_counts(usage)
-
-        entry = self._override(provider, names)
         if entry is not None:
             prices = {key: value for key, value in entry.items() if key not in ("provider", "model")}
             try:
@@ -107,9 +107,8 @@ class Pricer:
                 return None, str(exc)
             where = f"{entry['provider']}/{entry['model']}" if entry.get("provider") else entry["model"]
             return Cost(total, "USD", f"config prices: {where}", input_price, output_price), None
-        if local:
-            return Cost(Decimal(0), "USD", LOCAL_SOURCE, Decimal(0), Decimal(0)), None
 
+        moment = _moment(when)
         found_provider = (data.provider_by_id(provider) if registry else None) or (
             data.provider_by_url(base_url) if base_url else None)
         if found_provider is None:
@@ -129,7 +128,9 @@ class Pricer:
             input_price, output_price, total = calculate(prices, counts, units)
         except PriceError as exc:
             return None, str(exc)
-        source = f"{data.label}: {owner['id']}/{model_data['id']}"
+        source = f"{data.label}: {found_provider['id']}/{model_data['id']}"
+        if owner is not found_provider:
+            source += f" ({owner['id']}'s price)"
         return Cost(total, "USD", source, input_price, output_price), None
 
     def _override(self, provider: str, names: Sequence[str]) -> Mapping[str, Any] | None:

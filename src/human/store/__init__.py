@@ -66,7 +66,7 @@ class Exchange:
     total_ms: float | None = None
     error_type: str | None = None
     error: str | None = None
-    thread_hash: bytes | None = None  # hash of every message sent plus the answer
+    thread_hash: bytes | None = None  # hash of every message sent plus the answer (8 bytes)
 
     @property
     def ok(self) -> bool:
@@ -92,7 +92,7 @@ class Query:
     """Which exchanges to list, newest first."""
 
     limit: int | None = 20
-    model: str | None = None  # the model asked for or served (a prefix of the served name matches)
+    model: str | None = None  # the model asked for, or the one that served
     provider: str | None = None
     text: str | None = None  # full-text search over prompts and answers
     since_ms: int | None = None

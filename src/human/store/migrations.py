@@ -7,7 +7,8 @@ that upgrading it gives exactly the schema of a new one.
     conversations    id, name (the first prompt, shortened), started_ms
     exchanges        one request: who served it, what was sent (the messages new since
                      the exchange it continues), the answer, usage, cost, attempts,
-                     timings, the error if it failed; append-only
+                     timings, the error if it failed; append-only. Ids are ULIDs, so the
+                     primary key is also the time index (`--since` is a range of ids)
     exchanges_fts    full-text index over prompt and answer (FTS5, external content)
 
 Several processes may open a new file at once, so `migrate` runs inside BEGIN IMMEDIATE
@@ -53,7 +54,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
             id TEXT PRIMARY KEY,
             name TEXT,
             started_ms INTEGER NOT NULL
-        )""")
+        ) WITHOUT ROWID""")  # the id is the only key: no second b-tree for it
     # Append-only: a row is written once and never updated (no per-request UPDATE of
     # counters; totals are sums at read time, research wave2.md D.4).
     db.execute("""
@@ -108,9 +109,3 @@ def m002_full_text_search(db: sqlite3.Connection) -> None:
             VALUES ('delete', old.rowid, old.prompt, old.answer);
         END""")
     db.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('rebuild')")  # rows made before this
-
-
-@migration
-def m003_started_index(db: sqlite3.Connection) -> None:
-    # `human logs --since` and `human usage --since` read a time range.
-    db.execute("CREATE INDEX exchanges_started ON exchanges (started_ms)")

@@ -34,7 +34,7 @@ from ..errors import AllAttemptsFailedError, APIError, ConfigError, HumanError
 from ..types import ChatResponse
 from . import Exchange
 
-__all__ = ["Finished", "build", "message_hashes", "new_id"]
+__all__ = ["Finished", "build", "id_floor", "message_hashes", "new_id"]
 
 Finished = tuple[Any, ...]  # the tuple described in the module docstring
 
@@ -132,8 +132,15 @@ def new_id(ms: int | None = None) -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+def id_floor(ms: int) -> str:
+    """The smallest id made at or after `ms`: ids sort by time, so `id >= id_floor(t)`
+    selects a time range through the primary key (no index of its own needed)."""
+    return new_id(ms)[:10] + "0" * 16
+
+
 def _chain(previous: bytes, text: str) -> bytes:
-    return hashlib.blake2b(previous + text.encode("utf-8"), digest_size=16).digest()
+    # 64 bits: a false match needs a collision among one user's conversations (~2^32 of them).
+    return hashlib.blake2b(previous + text.encode("utf-8"), digest_size=8).digest()
 
 
 def _canonical(message: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from . import Exchange, Query, UsageRow
 from .migrations import migrate
+from .record import id_floor
 
 __all__ = ["SQLiteStore"]
 
@@ -118,18 +119,18 @@ class SQLiteStore:
             where.append("rowid IN (SELECT rowid FROM exchanges_fts WHERE exchanges_fts MATCH ?)")
             params.append(_fts_query(query.text))
         if query.model:
-            where.append("(model = ? OR model_requested = ? OR model LIKE ? ESCAPE '\\')")
-            params += [query.model, query.model, _like_prefix(query.model)]
+            where.append("(model = ? OR model_requested = ?)")
+            params += [query.model, query.model]
         if query.provider:
             where.append("provider = ?")
             params.append(query.provider)
         if query.since_ms is not None:
-            where.append("started_ms >= ?")
-            params.append(query.since_ms)
+            where.append("id >= ?")  # ids sort by time: a range of the primary key
+            params.append(id_floor(query.since_ms))
         if query.conversation_id:
             where.append("conversation_id = ?")
             params.append(query.conversation_id)
-        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_ms DESC, rowid DESC"
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
         return [_exchange(row) for row in self._db.execute(sql, params)]
@@ -144,13 +145,13 @@ class SQLiteStore:
 
     def latest_conversation(self) -> str | None:
         row = self._db.execute(
-            "SELECT conversation_id FROM exchanges ORDER BY started_ms DESC, rowid DESC LIMIT 1").fetchone()
+            "SELECT conversation_id FROM exchanges ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else str(row[0])
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT id, parent_id, messages, answer, tool_calls, error_type FROM exchanges "
-            "WHERE conversation_id = ? ORDER BY started_ms, rowid", (conversation_id,)).fetchall()
+            "WHERE conversation_id = ? ORDER BY id", (conversation_id,)).fetchall()
         by_id = {row[0]: row for row in rows}
         answered = [row for row in rows if row[5] is None]
         if not answered:
@@ -179,8 +180,8 @@ class SQLiteStore:
         )
         params: list[Any] = []
         if since_ms is not None:
-            sql += " WHERE started_ms >= ?"
-            params.append(since_ms)
+            sql += " WHERE id >= ?"
+            params.append(id_floor(since_ms))
         if by:
             sql += f" GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}"
         out = []
