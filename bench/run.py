@@ -46,10 +46,10 @@ KEEP_MARK = "<!-- notes below this line are kept by bench/run.py -->"
 sys.path.insert(0, str(BENCH))
 import spec  # noqa: E402
 
-CLIENTS = ["human", "human-async", "httpx", "aiohttp", "openai"]
+CLIENTS = ["human", "human-async", "human-log", "httpx", "aiohttp", "openai"]
 COLD_CLIENTS = ["human", "httpx", "aiohttp", "openai"]  # (a) and (a'): one per library
 IMPORT_NAME = {"human": "human", "httpx": "httpx", "aiohttp": "aiohttp", "openai": "openai"}
-HUMAN_ROWS = ("human", "human-async")
+HUMAN_ROWS = ("human", "human-async", "human-log")
 
 CLIENT_CPU = 1
 SERVER_CPU = 0
@@ -793,6 +793,11 @@ BUDGETS = [
     ("peak RSS ≤ 1.2 × raw httpx", ("human", "peak_rss_mb"), ("httpx", "peak_rss_mb"), "≤", 1.2),
     ("`human chat --dry-run hi` wall ≤ 1.5 × `python -c \"import httpx\"`", ("dry", "human chat --dry-run hi"),
      ("dry", 'python -c "import httpx"'), "≤", 1.5),
+    # issue 12: what the exchange log costs (the human row is the same client with it off)
+    ("logging on: sync sequential CPU/request ≤ 1.15 × logging off", ("human-log", "seq_cpu_us"),
+     ("human", "seq_cpu_us"), "≤", 1.15),
+    ("logging on: async req/s at 64 in flight ≥ 0.85 × logging off", ("human-log", "conc_rps"),
+     ("human", "conc_rps"), "≥", 0.85),
 ]
 
 UNITS = {"import_ms": "ms", "cold_ms": "ms", "seq_cpu_us": "µs", "conc_rps": "req/s", "conc_cpu_us": "µs",
@@ -847,8 +852,8 @@ def render(report: dict, json_path: Path) -> str:
     w("")
 
     # results
-    names = {"human": "human", "human-async": "human (async API)", "httpx": "httpx (raw)",
-             "aiohttp": "aiohttp (raw)", "openai": "openai"}
+    names = {"human": "human", "human-async": "human (async API)", "human-log": "human (log on)",
+             "httpx": "httpx (raw)", "aiohttp": "aiohttp (raw)", "openai": "openai"}
     w("## Results")
     w("")
     w("| figure | " + " | ".join(names[c] for c in clients) + " |")
@@ -861,7 +866,9 @@ def render(report: dict, json_path: Path) -> str:
         w(f"| {label} | " + " | ".join(cells) + " |")
     w("")
     w("Which API each column uses: human: `Client` for (a′), (b) and (d), `AsyncClient` for (c); human (async "
-      "API): `AsyncClient` for (b) as sequential awaits and (d) as `async for`; httpx: `httpx.Client`, "
+      "API): `AsyncClient` for (b) as sequential awaits and (d) as `async for`; human (log on): as human, with "
+      "`log=` a SQLite file (every exchange written by the log's thread, flushed inside each measured phase); "
+      "httpx: `httpx.Client`, "
       "`httpx.AsyncClient` for (c); aiohttp: one `ClientSession`, async throughout; openai: `OpenAI`, "
       "`AsyncOpenAI` for (c). — means not measured for that column.")
     w("")

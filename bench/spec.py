@@ -1,12 +1,16 @@
 """What every client sends and what the target answers: one place for both sides.
 
 Imported by the orchestrator (`run.py`), by the measuring workers (`workers.py`) and by
-the cold-start scripts (`cold.py`). It imports nothing at module level, so that the
-cold-start baseline pays for it exactly as the clients do.
+the cold-start scripts (`cold.py`). It imports nothing at module level but `os` (already
+loaded by every interpreter), so that the cold-start baseline pays for it exactly as the
+clients do.
 """
 
+import os
+
 HOST = "127.0.0.1"
-PORT = 18480
+# BENCH_PORT: a second checkout's target can run beside the first (smoke runs of a branch)
+PORT = int(os.environ.get("BENCH_PORT", "18480"))
 ORIGIN = f"http://{HOST}:{PORT}"
 # base URLs, OpenAI style (the client appends /chat/completions)
 BASE = f"{ORIGIN}/v1"

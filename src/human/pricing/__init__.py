@@ -60,10 +60,22 @@ class Pricer:
 
     def __init__(self, overrides: Sequence[Mapping[str, Any]] = ()) -> None:
         self._overrides = tuple(overrides)
+        self._zero: tuple[Cost | None, str | None] | None = None
+
+    def _free(self) -> tuple[Cost | None, str | None]:
+        if self._zero is None:
+            from decimal import Decimal
+
+            from ..types import Cost
+
+            self._zero = (Cost(Decimal(0), "USD", LOCAL_SOURCE, Decimal(0), Decimal(0)), None)
+        return self._zero
 
     def price_answer(self, response: ChatResponse, target: Target, when: float) -> tuple[Cost | None, str | None]:
         """Price an answer made for `target` at unix time `when` (what a client attaches
         to each response; `ChatResponse.cost` calls it on first access)."""
+        if target.local and not self._overrides:
+            return self._free()  # the common local case, without a lookup
         raw = response.raw
         tier = raw.get("service_tier") if raw.__class__ is dict else None
         return self.price(
@@ -90,7 +102,7 @@ class Pricer:
         names = [name for name in (model, requested) if name]
         entry = self._override(provider, names)
         if entry is None and local:  # free, however much was used (and whether it was reported)
-            return Cost(Decimal(0), "USD", LOCAL_SOURCE, Decimal(0), Decimal(0)), None
+            return self._free()
         if usage is None:
             return None, ("the server reported no token usage (for a stream, the provider must be asked for it: "
                           "`stream_usage` in the registry or your providers[] entry)")

@@ -9,7 +9,8 @@ that upgrading it gives exactly the schema of a new one.
                      the exchange it continues), the answer, usage, cost, attempts,
                      timings, the error if it failed; append-only. Ids are ULIDs, so the
                      primary key is also the time index (`--since` is a range of ids)
-    exchanges_fts    full-text index over prompt and answer (FTS5, external content)
+    exchanges_fts    full-text index over prompt and answer (FTS5, external content),
+                     brought up to date by the reader (`fts_upto`), never by the writer
 
 Several processes may open a new file at once, so `migrate` runs inside BEGIN IMMEDIATE
 and re-reads what is applied after taking the lock.
@@ -56,10 +57,12 @@ def m001_initial(db: sqlite3.Connection) -> None:
             started_ms INTEGER NOT NULL
         ) WITHOUT ROWID""")  # the id is the only key: no second b-tree for it
     # Append-only: a row is written once and never updated (no per-request UPDATE of
-    # counters; totals are sums at read time, research wave2.md D.4).
+    # counters; totals are sums at read time, research wave2.md D.4). `seq` only grows
+    # (AUTOINCREMENT never reuses a deleted number): the search index catches up by it.
     db.execute("""
         CREATE TABLE exchanges (
-            id TEXT PRIMARY KEY,
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
             conversation_id TEXT NOT NULL,
             parent_id TEXT,
             started_ms INTEGER NOT NULL,
@@ -95,17 +98,18 @@ def m001_initial(db: sqlite3.Connection) -> None:
 
 @migration
 def m002_full_text_search(db: sqlite3.Connection) -> None:
-    # External content: the text lives once, in exchanges; triggers keep the index in step.
+    # External content (the text lives once, in exchanges), indexed on read: a search first
+    # adds the rows written since the last one (`fts_upto`), so writing a row pays nothing
+    # for the index (the log's budget is 15 % of a request's CPU, issue 12).
     db.execute("""
         CREATE VIRTUAL TABLE exchanges_fts USING fts5(
-            prompt, answer, content='exchanges', content_rowid='rowid')""")
+            prompt, answer, content='exchanges', content_rowid='seq')""")
+    db.execute("CREATE TABLE fts_upto (seq INTEGER NOT NULL)")
+    db.execute("INSERT INTO fts_upto VALUES (0)")
+    # A deleted row leaves the index only if it was in it.
     db.execute("""
-        CREATE TRIGGER exchanges_fts_insert AFTER INSERT ON exchanges BEGIN
-            INSERT INTO exchanges_fts (rowid, prompt, answer) VALUES (new.rowid, new.prompt, new.answer);
-        END""")
-    db.execute("""
-        CREATE TRIGGER exchanges_fts_delete AFTER DELETE ON exchanges BEGIN
+        CREATE TRIGGER exchanges_fts_delete AFTER DELETE ON exchanges
+        WHEN old.seq <= (SELECT seq FROM fts_upto) BEGIN
             INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, answer)
-            VALUES ('delete', old.rowid, old.prompt, old.answer);
+            VALUES ('delete', old.seq, old.prompt, old.answer);
         END""")
-    db.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('rebuild')")  # rows made before this

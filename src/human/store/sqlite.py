@@ -31,7 +31,7 @@ __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 
-_COLUMNS: tuple[str, ...] = Exchange.__slots__
+_COLUMNS: tuple[str, ...] = Exchange._fields  # `seq` is SQLite's own: not a field
 _INSERT = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
 _GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model"}
@@ -85,7 +85,6 @@ class SQLiteStore:
         if not rows:
             return
         db = self._db
-        values = [tuple(getattr(row, name) for name in _COLUMNS) for row in rows]
         conversations = {}
         for row in rows:
             if row.parent_id is None and row.conversation_id not in conversations:
@@ -95,7 +94,7 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?)", conversations.values())
-                db.executemany(_INSERT, values)
+                db.executemany(_INSERT, rows)  # an Exchange is a tuple in column order
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -116,8 +115,10 @@ class SQLiteStore:
         where: list[str] = []
         params: list[Any] = []
         if query.text:
-            where.append("rowid IN (SELECT rowid FROM exchanges_fts WHERE exchanges_fts MATCH ?)")
+            where.append("seq IN (SELECT rowid FROM exchanges_fts WHERE exchanges_fts MATCH ?)")
             params.append(_fts_query(query.text))
+            if not self._index():  # read-only or locked: what is not indexed yet is scanned
+                where[-1] = f"({where[-1]} OR (seq > (SELECT seq FROM fts_upto) AND {_scan(query.text, params)}))"
         if query.model:
             where.append("(model = ? OR model_requested = ?)")
             params += [query.model, query.model]
@@ -134,6 +135,28 @@ class SQLiteStore:
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
         return [_exchange(row) for row in self._db.execute(sql, params)]
+
+    def _index(self) -> bool:
+        """Add the rows written since the last search to the full-text index."""
+        db = self._db
+
+        def run() -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT INTO exchanges_fts (rowid, prompt, answer) SELECT seq, prompt, answer "
+                           "FROM exchanges WHERE seq > (SELECT seq FROM fts_upto)")
+                db.execute("UPDATE fts_upto SET seq = (SELECT coalesce(max(seq), 0) FROM exchanges)")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        try:
+            self._retry(run)
+        except sqlite3.OperationalError:
+            return False
+        return True
 
     def get(self, exchange_id: str) -> Exchange | None:
         rows = self._db.execute(_SELECT + " WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
@@ -205,7 +228,7 @@ class SQLiteStore:
     def delete_all(self) -> int:
         deleted = self._write("DELETE FROM exchanges", ())
         self._write("DELETE FROM conversations", ())
-        return deleted
+        return deleted  # the index emptied itself (trigger); seq never goes back, so fts_upto stays right
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
         db = self._db
@@ -272,6 +295,16 @@ def _name(prompt: str | None) -> str | None:
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _scan(text: str, params: list[Any]) -> str:
+    """Every word in the prompt or the answer, without the index (adds its parameters)."""
+    clauses = []
+    for word in text.split():
+        clauses.append("(prompt LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')")
+        pattern = "%" + _like_prefix(word)
+        params += [pattern, pattern]
+    return " AND ".join(clauses) or "1"
 
 
 def _fts_query(text: str) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import Exchange, Store
-from .record import Finished, build
+from .record import Finished, build, secrets_of
 
 __all__ = ["Logbook", "logbook_for"]
 
@@ -120,10 +120,15 @@ class Logbook:
 
     def _build_rows(self) -> None:
         items = self._items
+        secrets: dict[int, tuple[str, ...]] = {}  # per client, for this batch (the items keep them alive)
         while items:
             item = items.popleft()
             try:
-                row = build(item, self._continues)
+                targets = item[8]
+                known = secrets.get(id(targets))
+                if known is None:
+                    known = secrets[id(targets)] = secrets_of(targets)
+                row = build(item, self._continues, known)
             except Exception as exc:  # one odd exchange must not stop the others
                 log.debug("could not log an exchange: %r", exc)
                 continue
