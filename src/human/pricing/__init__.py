@@ -93,8 +93,6 @@ class Pricer:
         `model` is the model that served the answer, `requested` the name asked for;
         `registry` says whether `provider` is a registry name (else only the base URL
         can identify it in the data); `when` is the moment of the request (default: now)."""
-        from decimal import Decimal
-
         from ..types import Cost
         from .calc import PriceError, calculate, prices_at
         from .snapshot import snapshot
