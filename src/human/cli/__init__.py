@@ -64,6 +64,35 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--dry-run", action="store_true",
                       help="print URL, headers (key masked) and body; send nothing (in a terminal without a "
                            "prompt: the interactive chat, printing each turn's request)")
+    chat.add_argument("-c", "--continue", dest="continue_", action="store_true",
+                      help="continue the latest logged conversation (its messages are sent again)")
+    chat.add_argument("--cid", metavar="ID", help="continue this conversation (an id `human logs` shows)")
+    chat.add_argument("--no-log", action="store_true", help="do not log this chat (see `human logs off`)")
+
+    logs = commands.add_parser("logs", parents=[common], help="the log of chats: list, search, show, delete")
+    logs.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20; 0 for all)")
+    logs.add_argument("-m", "--model", help="asked for or served by this model")
+    logs.add_argument("-p", "--provider")
+    logs.add_argument("-q", metavar="TEXT", help="full-text search over prompts and answers")
+    logs.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w, or a date such as 2026-12-01")
+    logs.add_argument("--json", action="store_true")
+    logs_sub = logs.add_subparsers(dest="action", metavar="ACTION")
+    logs_sub.add_parser("list", parents=[common], help="the latest exchanges (the default)")
+    logs_show = logs_sub.add_parser("show", parents=[common], help="one exchange, whole")
+    logs_show.add_argument("id")
+    logs_show.add_argument("--json", action="store_true")
+    logs_sub.add_parser("path", parents=[common], help="where the log is")
+    logs_sub.add_parser("on", parents=[common], help="log `human chat` exchanges (the default)")
+    logs_sub.add_parser("off", parents=[common], help="stop logging `human chat` exchanges")
+    logs_delete = logs_sub.add_parser("delete", parents=[common], help="delete one exchange, or --all")
+    logs_delete.add_argument("id", nargs="?")
+    logs_delete.add_argument("--all", action="store_true", help="delete every logged exchange")
+
+    usage = commands.add_parser("usage", parents=[common], help="tokens and cost from the log, by day, provider, "
+                                "model")
+    usage.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w, or a date such as 2026-12-01")
+    usage.add_argument("--by", metavar="KEYS", help="comma-separated: day, provider, model (default: all three)")
+    usage.add_argument("--json", action="store_true")
 
     providers = commands.add_parser("providers", parents=[common], help="list providers, or show how one resolves")
     providers_sub = providers.add_subparsers(dest="action", metavar="ACTION")
@@ -130,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .doctor import run
         elif args.command == "keys":
             from .keys import run
+        elif args.command == "logs":
+            from .logs import run
+        elif args.command == "usage":
+            from .logs import run_usage as run
         else:
             _parser().print_help()
             return 2

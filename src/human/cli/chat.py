@@ -5,6 +5,11 @@
 without one, the interactive chat prints each turn's request instead of sending it.
 With nothing configured the client looks for a local server (`human.discover`) and says
 which on stderr, once.
+
+Every exchange is logged (~/.human/logs.db) unless `--no-log` or `human logs off`.
+`-c` continues the latest logged conversation and `--cid ID` a given one: its messages
+are sent again with the new prompt (the interactive chat starts from them), and the new
+exchanges join that conversation in the log (issue 12).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from ..client import Client
 from ..config import Config, load_config
 from ..errors import ConfigError
+from .logs import log_path, logging_on
 from .output import Output
 from .turn import Settings, ask, messages_for, progress_for
 
@@ -47,12 +53,17 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.info("human: error: no provider configured, and a dry run does not look for local servers: "
                  "pass --provider (and --model), or run `human config init`")
         return 2
-    with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out)) as client:
+    history = _history(args, config, out)
+    if history is None:
+        return 2
+    log = False if args.no_log or not logging_on(config.env) else log_path(config.env)
+    with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out),
+                log=log) as client:
         if interactive:
             from .interactive import repl  # readline is loaded only for a terminal chat
 
-            return repl(client, settings, out)
-        ask(client, messages_for(settings, prompt), settings, out)
+            return repl(client, settings, out, history)
+        ask(client, messages_for(settings, prompt, history), settings, out)
     return 0
 
 
@@ -79,6 +90,40 @@ def load_schema(value: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise ConfigError(f"--schema: {where} must hold a JSON Schema object, not {type(schema).__name__}")
     return schema
+
+
+def _history(args: argparse.Namespace, config: Config, out: Output) -> list[dict[str, Any]] | None:
+    """The messages of the conversation to continue ([] for a new one); None (after
+    saying why) when there is none to continue."""
+    if not args.continue_ and not args.cid:
+        return []
+    from ..store import open_store
+
+    path = log_path(config.env)
+    if not path.exists():
+        out.info(f"human: error: nothing to continue: no log at {path} yet")
+        return None
+    store = open_store(path)
+    try:
+        if args.cid:
+            found = store.get(args.cid)
+            conversation = found.conversation_id if found is not None else None
+            if conversation is None:
+                out.info(f"human: error: no conversation {args.cid!r} in the log (`human logs` lists ids)")
+                return None
+        else:
+            conversation = store.latest_conversation()
+            if conversation is None:
+                out.info("human: error: nothing to continue: the log is empty")
+                return None
+        history = store.history(conversation)
+    finally:
+        store.close()
+    if not history:
+        out.info(f"human: error: conversation {conversation} has no answered exchange to continue from")
+        return None
+    out.info(f"(continuing conversation {conversation}: {len(history)} messages)")
+    return history
 
 
 def collect_secrets(config: Config, out: Output) -> None:

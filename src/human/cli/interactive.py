@@ -10,6 +10,8 @@ every turn (they live in one `Settings`), and `/set` changes them mid-session:
 
 A line ending in a backslash continues on the next line; a line of three double quotes
 opens and closes a block. With --dry-run each turn prints its request and sends nothing.
+With -c / --cid the chat starts from a logged conversation's messages; /clear starts a
+new one (the log files it as a new conversation).
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def repl(client: Client, settings: Settings, out: Output) -> int:
+def repl(client: Client, settings: Settings, out: Output, resumed: list[dict[str, Any]] | None = None) -> int:
+    """The chat loop; `resumed` is a logged conversation to go on with (`-c`, `--cid`)."""
     state = _setup_readline()
     settings = dataclasses.replace(settings, images=list(settings.images))  # /set edits a copy
     if not settings.dry_run:
@@ -149,7 +152,9 @@ def repl(client: Client, settings: Settings, out: Output) -> int:
     def fresh() -> list[dict[str, Any]]:
         return [system(settings.system)] if settings.system else []
 
-    history = fresh()
+    history = list(resumed) if resumed else fresh()
+    if resumed and settings.system and not any(m.get("role") == "system" for m in history):
+        history[:0] = fresh()
     images = settings.images  # attached to the first message only
     try:
         while True:

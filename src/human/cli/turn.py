@@ -31,7 +31,7 @@ from ..profile import changes_for, remember
 from ..types import ChatResponse, system, user
 from .output import Output
 
-__all__ = ["Settings", "ask", "messages_for", "progress_for"]
+__all__ = ["Settings", "ask", "messages_for", "progress_for", "usd"]
 
 
 @dataclass
@@ -82,8 +82,14 @@ class Settings:
         return self.stream and not self.json
 
 
-def messages_for(settings: Settings, prompt: str) -> list[dict[str, Any]]:
-    messages = [system(settings.system)] if settings.system else []
+def messages_for(settings: Settings, prompt: str, history: list[dict[str, Any]] | None = None
+                 ) -> list[dict[str, Any]]:
+    """The messages of a turn: the system message (unless `history`, a continued
+    conversation, already has its own), the history, the prompt."""
+    history = list(history or ())
+    has_system = any(message.get("role") == "system" for message in history)
+    messages = [system(settings.system)] if settings.system and not has_system else []
+    messages += history
     messages.append(user(prompt, *settings.images))
     return messages
 
@@ -244,13 +250,22 @@ def _usage_line(response: ChatResponse) -> str:
     served = f"{response.provider}/{response.model_requested}"
     if response.attempt > 1:
         served += f" (attempt {response.attempt})"
+    cost = response.cost
+    price = f" · cost {usd(cost.amount)}" if cost is not None else " · cost unknown"
     if usage is None:
-        return f"usage: not reported by the server · {served}"
+        return f"usage: not reported by the server · {served}{price}"
     parts = [f"prompt {usage.prompt_tokens}", f"completion {usage.completion_tokens}",
              f"total {usage.total_tokens}"]
     if usage.cached_tokens:
         parts.append(f"cached {usage.cached_tokens}")
     if usage.reasoning_tokens:
         parts.append(f"reasoning {usage.reasoning_tokens}")
-    return "usage: " + ", ".join(parts) + f" · {served}"
+    return "usage: " + ", ".join(parts) + f" · {served}{price}"
+
+
+def usd(amount: Any) -> str:
+    """An exact amount without a float's noise: "$0.000475", "$0.00"."""
+    text = format(amount.normalize(), "f") if amount else "0"
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
