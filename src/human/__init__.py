@@ -29,7 +29,7 @@ _EXPORTS = {
     "NOT_GIVEN": "core.wire",
     **dict.fromkeys(
         [
-            "ChatResponse", "ToolCall", "Usage", "ContentDelta", "ReasoningDelta", "ToolCallStart",
+            "ChatResponse", "Cost", "ToolCall", "Usage", "ContentDelta", "ReasoningDelta", "ToolCallStart",
             "ToolCallDelta", "ToolCallDone", "UsageEvent", "FinishEvent", "StreamEvent", "PartialObject",
             "ParsedObject", "ReaskEvent",
             "system", "user", "assistant", "tool_result", "text_part", "image_part",

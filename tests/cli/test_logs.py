@@ -138,7 +138,7 @@ def test_logs_lists_filters_and_searches(fake, cfg, state):
     listed = run(cfg, state, "logs")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
-    assert lines[0].split() == ["time", "id", "provider/model", "tokens", "cost", "prompt"]
+    assert lines[0].split() == ["id", "time", "model", "tokens", "cost", "prompt"]
     assert "Capital of France?" in lines[-1] and "$0.00" in lines[-1]  # oldest first, newest last
     assert "$0.0000045" in lines[2]  # 10 in at 0.15, 5 out at 0.6, per million
     rows = json.loads(run(cfg, state, "logs", "--json", "-q", "otters").stdout)

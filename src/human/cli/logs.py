@@ -109,7 +109,7 @@ def run_usage(args: argparse.Namespace, out: Output) -> int:
         out.json({"since": None if since is None else _iso(since), "by": by,
                   "rows": [_usage_dict(row, by) for row in rows], "total": _usage_dict(total, [])})
         return 0
-    headers = [*by, "exchanges", "errors", "prompt", "completion", "cached", "cost (USD)"]
+    headers = [*by, "calls", "errors", "prompt", "output", "cached", "cost (USD)"]
     lines = [[*(getattr(row, name) or "-" for name in by), f"{row.exchanges:,}", f"{row.errors:,}",
               f"{row.prompt_tokens:,}", f"{row.completion_tokens:,}", f"{row.cached_tokens:,}", _money(row)]
              for row in rows]
@@ -136,11 +136,16 @@ def _list(store: Store, args: argparse.Namespace, out: Output) -> int:
     if not rows:
         out.info("no exchanges match")
         return 0
-    lines = [[_when(row.started_ms), row.id, f"{row.provider}/{row.model or row.model_requested}",
-              _tokens(row), _cost(row), _first_line(row.prompt if row.ok else f"[{row.error_type}] {row.prompt}")]
+    lines = [[row.id, _when(row.started_ms), row.model or row.model_requested or "-", _tokens(row), _cost(row),
+              _first_line(row.prompt if row.ok else f"[{row.error_type}] {row.prompt}")]
              for row in reversed(rows)]  # oldest first, the newest last: next to the prompt
-    out.line(table(["time", "id", "provider/model", "tokens", "cost", "prompt"], lines,
-                   width=terminal_width(out.stdout)))
+    headers = ["id", "time", "model", "tokens", "cost", "prompt"]
+    width = terminal_width(out.stdout)
+    if width is not None:  # the prompt gives way first; an id is never cut (it is for copying)
+        used = sum(max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers[:-1]))
+        room = max(20, width - used - 2 * (len(headers) - 1))
+        lines = [[*line[:-1], _cut(line[-1], room)] for line in lines]
+    out.line(table(headers, lines))
     return 0
 
 
@@ -229,7 +234,7 @@ def parse_since(text: str, now: dt.datetime | None = None) -> int:
 
 def _when(ms: int, seconds: bool = False) -> str:
     moment = dt.datetime.fromtimestamp(ms / 1000)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
 
 
 def _iso(ms: int) -> str:
@@ -264,6 +269,10 @@ def _money(row: UsageRow) -> str:
     return text + (f" (+{row.unpriced:,} unpriced)" if row.unpriced else "")
 
 
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _first_line(text: str | None) -> str:
