@@ -14,6 +14,7 @@ The file is created 0600 (it holds prompts and answers) in a 0700 directory.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -32,7 +33,9 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 
 _COLUMNS: tuple[str, ...] = Exchange._fields  # `seq` is SQLite's own: not a field
-_INSERT = f"INSERT INTO exchanges ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT_INTO = f"INSERT INTO exchanges ({', '.join(_COLUMNS)})"
+# Bound parameters per statement: 32766 since SQLite 3.32, 999 before.
+_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
 _GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model"}
 
@@ -93,8 +96,9 @@ class SQLiteStore:
         def write() -> None:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?)", conversations.values())
-                db.executemany(_INSERT, rows)  # an Exchange is a tuple in column order
+                _insert_many(db, "INSERT OR IGNORE INTO conversations (id, name, started_ms)", 3,
+                             list(conversations.values()))
+                _insert_many(db, _INSERT_INTO, len(_COLUMNS), rows)  # an Exchange is a tuple in column order
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -248,6 +252,23 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _insert_many(db: sqlite3.Connection, insert: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
+    """Many rows per INSERT (`VALUES (...), (...)`), not one statement per row as
+    executemany runs them: a third less work in SQLite, and one release of the GIL per
+    statement instead of one per row, so the request threads are not interrupted per row."""
+    per = max(1, _MAX_PARAMS // width)
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        sql = _statement(insert, width, len(chunk))
+        db.execute(sql, [value for row in chunk for value in row])
+
+
+@functools.lru_cache(maxsize=32)
+def _statement(insert: str, width: int, count: int) -> str:
+    one = "(" + ",".join("?" * width) + ")"
+    return f"{insert} VALUES {','.join([one] * count)}"
 
 
 def answer_message(answer: str | None, tool_calls: str | None) -> dict[str, Any]:
