@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pricer", "usage_counts"]
 
-LOCAL_SOURCE = "local server (free unless \"prices\" in the config says otherwise)"
+LOCAL_SOURCE = "local server"  # free unless "prices" in the config says otherwise (kept short: one per log row)
 
 
 def usage_counts(usage: Usage) -> dict[str, int]:

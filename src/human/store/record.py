@@ -75,13 +75,17 @@ def build(item: Finished, continues: Callable[[bytes], tuple[str, str] | None],
     for index, message in enumerate(sent):
         if message.get("role") == "assistant":
             last_assistant = index
+    # The hash of a message list: its canonical texts, each followed by a newline (never
+    # inside compact JSON: a newline in a string is escaped). Hashed in two pieces only
+    # when a prefix (up to the last assistant message) must be looked up.
     running = hashlib.blake2b(digest_size=8)
     parent = None
-    for index, text in enumerate(canon):
-        running.update(text.encode())
-        running.update(b"\n")  # never inside compact JSON: a newline in a string is escaped
-        if index == last_assistant:
-            parent = continues(running.digest())
+    if last_assistant >= 0:
+        running.update(("\n".join(canon[:last_assistant + 1]) + "\n").encode())
+        parent = continues(running.digest())
+    rest = canon[last_assistant + 1:]
+    if rest:
+        running.update(("\n".join(rest) + "\n").encode())
     new = canon[last_assistant + 1:] if parent is not None else canon
     started_ms = int(started * 1000)
     exchange_id = new_id(started_ms)
@@ -98,8 +102,7 @@ def build(item: Finished, continues: Callable[[bytes], tuple[str, str] | None],
         if source.tool_calls:
             tool_calls = _canonical([call.to_message() for call in source.tool_calls])
         if response is not None:
-            running.update(_answer_text(response).encode())
-            running.update(b"\n")
+            running.update((_answer_text(response) + "\n").encode())
             thread_hash = running.digest()
     cost = cost_note = error_type = error = None
     if response is not None:
