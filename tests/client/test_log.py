@@ -410,3 +410,22 @@ def test_a_client_without_a_log_loads_neither_the_store_nor_the_price_data():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_structured_call_logs_each_request_once_and_costs_their_sum(driver, fake, config_for, tmp_path):
+    """A re-ask is an exchange of its own (logged, priced); the structured answer itself is
+    not logged again, so `human usage` does not count its summed usage twice."""
+    from decimal import Decimal
+
+    db = tmp_path / "logs.db"
+    fake.completion("Sure! Ann, I think.", model="gpt-4o-2024-08-06", usage=USAGE)
+    fake.completion('{"name": "Ann"}', model="gpt-4o-2024-08-06", usage=USAGE)
+    handle = driver.client(config_for(prices=PRICES), log=db)
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    answer = handle.chat("who?", response_format=schema)
+    handle.close()
+    assert answer.parsed == {"name": "Ann"}
+    logged = rows(db)
+    assert len(logged) == 2 == len(fake.requests)
+    assert answer.usage.prompt_tokens == sum(r.prompt_tokens for r in logged) == 240
+    assert answer.cost.amount == sum(Decimal(r.cost) for r in logged)
