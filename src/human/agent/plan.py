@@ -230,7 +230,7 @@ class Plan:
         return True
 
     def _calls_of(self, response: ChatResponse) -> tuple[list[ToolCall], str | None]:
-        if self.emulated:
+        if self.emulated and not response.tool_calls:  # native calls, if a server sends them anyway, win
             return parse_calls(response.content, self.tools)
         return list(response.tool_calls), response.content
 
