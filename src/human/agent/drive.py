@@ -18,6 +18,7 @@ after the last (agent/mcp.py); a server already open (`with server:`) is left op
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from .tools import Tool, as_tools
 __all__ = ["AsyncRunStream", "RunStream", "prepare"]
 
 _clock = time.perf_counter
+_NO_SERVERS: Any = contextlib.nullcontext([])  # a run without MCP servers: nothing to open (reusable)
 
 
 def prepare(client: Any, messages: Any, tools: Sequence[Tool], *, max_turns: int = 10, repeat_limit: int | None = 3,
@@ -106,7 +108,7 @@ class RunStream:
         from .mcp import open_servers
 
         client = self._client
-        with open_servers(self._mcp) as mcp_tools:
+        with open_servers(self._mcp) if self._mcp else _NO_SERVERS as mcp_tools:
             plan = self.plan = prepare(client, self._messages, [*self._tools, *mcp_tools], **self._settings)
             steps = plan.run()
             action = next(steps)
@@ -243,7 +245,7 @@ class AsyncRunStream:
         from .mcp import aopen_servers
 
         client = self._client
-        async with aopen_servers(self._mcp) as mcp_tools:
+        async with aopen_servers(self._mcp) if self._mcp else _NO_SERVERS as mcp_tools:
             plan = self.plan = prepare(client, self._messages, [*self._tools, *mcp_tools], **self._settings)
             steps = plan.run()
             action = next(steps)

@@ -137,7 +137,7 @@ class Plan:
         self._schemas = [tool.schema() for tool in tools]
         self._ids = {item.get("id") for m in self.messages for item in m.get("tool_calls") or () if
                      isinstance(item, Mapping)}
-        self._last: str | None = None  # signature of the previous call, for the repeat guard
+        self._last: ToolCall | None = None  # the previous call, for the repeat guard
         self._repeats = 0
         self.emulated = bool(self._schemas) and (settings.tool_mode == "emulate" or (
             settings.tool_mode == "auto" and settings.emulate_reason is not None))
@@ -255,9 +255,8 @@ class Plan:
 
     def _screen(self, index: int, call: ToolCall) -> ToolRun | Job:
         """A Job to run, or the answer of a call that will not run."""
-        signature = f"{call.name}\0{_canonical(call.arguments)}"
-        self._repeats = self._repeats + 1 if signature == self._last else 1
-        self._last = signature
+        self._repeats = self._repeats + 1 if self._same_as_last(call) else 1
+        self._last = call
         limit = self.settings.repeat_limit
         if limit and self._repeats >= limit:
             return _skipped(call, f"this is call number {self._repeats} in a row to {call.name} with the same "
@@ -274,6 +273,13 @@ class Plan:
         except Mismatch as exc:
             return _invalid(call, f"the arguments do not fit {call.name}'s parameters: {'; '.join(exc.errors)}")
         return Job(index, call, tool, arguments)
+
+    def _same_as_last(self, call: ToolCall) -> bool:
+        """Same tool, same arguments (as JSON values: key order and spacing do not count)."""
+        last = self._last
+        if last is None or last.name != call.name:
+            return False
+        return last.arguments == call.arguments or _canonical(last.arguments) == _canonical(call.arguments)
 
     def _commit(self, message: dict[str, Any], runs: Sequence[ToolRun | None], response: ChatResponse,
                 seconds: float) -> list[ToolRun]:

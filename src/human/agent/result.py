@@ -110,10 +110,9 @@ def add_usage(total: Usage, more: Usage | None) -> Usage:
     """`total` plus `more`, field by field; a field stays None only while no call reported it."""
     if more is None:
         return total
-    return Usage(*(_plus(getattr(total, name), getattr(more, name)) for name in _USAGE_FIELDS))
-
-
-_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+    return Usage(_plus(total.prompt_tokens, more.prompt_tokens), _plus(total.completion_tokens, more.completion_tokens),
+                 _plus(total.total_tokens, more.total_tokens), _plus(total.cached_tokens, more.cached_tokens),
+                 _plus(total.reasoning_tokens, more.reasoning_tokens))
 
 
 def _plus(a: int | None, b: int | None) -> int | None:

@@ -35,6 +35,7 @@ import enum
 import inspect
 import json
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -57,7 +58,7 @@ class Tool:
     """
 
     __slots__ = ("name", "description", "parameters", "function", "strict", "timeout", "is_async", "source",
-                 "_convert", "_optional")
+                 "_convert", "_optional", "_schema")
 
     def __init__(self, name: str, description: str, parameters: Mapping[str, Any],
                  function: Callable[..., Any] | None, *, convert: Callable[[Any], dict[str, Any]] | None = None,
@@ -76,6 +77,7 @@ class Tool:
         self._convert = convert or _schema_checker(self.parameters)
         required = self.parameters.get("required", ())
         self._optional = frozenset(self.parameters.get("properties", {})) - frozenset(required)
+        self._schema: dict[str, Any] | None = None
 
     @classmethod
     def from_function(cls, function: Callable[..., Any], *, name: str | None = None,
@@ -100,12 +102,14 @@ class Tool:
                    strict=bool(inner.get("strict")), timeout=timeout, source="schema")
 
     def schema(self) -> dict[str, Any]:
-        """The `tools[]` item sent to the model."""
-        function: dict[str, Any] = {"name": self.name, "description": self.description,
-                                    "parameters": strict_schema(self.parameters) if self.strict else self.parameters}
-        if self.strict:
-            function["strict"] = True
-        return {"type": "function", "function": function}
+        """The `tools[]` item sent to the model (made once; a Tool is not meant to change)."""
+        if self._schema is None:
+            parameters = strict_schema(self.parameters) if self.strict else self.parameters
+            function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": parameters}
+            if self.strict:
+                function["strict"] = True
+            self._schema = {"type": "function", "function": function}
+        return self._schema
 
     def arguments(self, values: Any) -> dict[str, Any]:
         """The model's decoded arguments as checked keyword arguments; raises `Mismatch`.
@@ -179,7 +183,7 @@ def as_tools(items: Iterable[Any]) -> list[Tool]:
             raise TypeError(f"tools[{index}] ({label or 'a dict'}) has no function to run; pass the function "
                             "itself, or human.tool(fn, parameters=<its JSON Schema>)")
         elif callable(item):
-            made = Tool.from_function(item)
+            made = _described(item)
         else:
             raise TypeError(f"tools[{index}] is a {type(item).__name__}; a tool is a function, a human.Tool, "
                             "or a tool an MCP server lists")
@@ -189,6 +193,22 @@ def as_tools(items: Iterable[Any]) -> list[Tool]:
         seen[made.name] = made
         out.append(made)
     return out
+
+
+# A plain function passed to many runs is described once: reading a signature, its type
+# hints and its docstring costs ~0.5 ms, ten times a whole turn of the loop. Weak keys: a
+# function that goes away takes its description with it.
+_DESCRIBED: weakref.WeakKeyDictionary[Callable[..., Any], Tool] = weakref.WeakKeyDictionary()
+
+
+def _described(function: Callable[..., Any]) -> Tool:
+    try:
+        made = _DESCRIBED.get(function)
+    except TypeError:  # not weakly referenceable (a builtin): describe it every time
+        return Tool.from_function(function)
+    if made is None:
+        made = _DESCRIBED[function] = Tool.from_function(function)
+    return made
 
 
 def render_output(value: Any) -> str:
