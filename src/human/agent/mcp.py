@@ -125,19 +125,27 @@ class MCPServer:
             if self.is_open:
                 return self
             ready: Future[None] = Future()
-            self._task = _bridge().submit(self._keep(ready))
+            task = self._task = _bridge().submit(self._keep(ready))
             try:
-                ready.result(timeout=self.startup_timeout)
-            except (FutureTimeout, TimeoutError):
-                self._task.cancel()
-                raise MCPServerError(f"MCP server {self.name!r} did not start and list its tools within "
-                                     f"{self.startup_timeout:g} s (startup_timeout)", server=self.name) from None
-            except MCPServerError:
+                self._started(ready)
+            except BaseException:
+                task.cancel()  # the session task ends (and stops the process) in the background
+                self._task = None
                 raise
-            except Exception as exc:  # noqa: BLE001 - the SDK and the process raise many kinds
-                raise MCPServerError(f"MCP server {self.name!r} did not start: {self._scrub(_describe(exc))}",
-                                     server=self.name) from None
         return self
+
+    def _started(self, ready: Future[None]) -> None:
+        """Wait for the session to be up; say why it is not, as an MCPServerError."""
+        try:
+            ready.result(timeout=self.startup_timeout)
+        except (FutureTimeout, TimeoutError):
+            raise MCPServerError(f"MCP server {self.name!r} did not start and list its tools within "
+                                 f"{self.startup_timeout:g} s (startup_timeout)", server=self.name) from None
+        except MCPServerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the SDK and the process raise many kinds
+            raise MCPServerError(f"MCP server {self.name!r} did not start: {self._scrub(_describe(exc))}",
+                                 server=self.name) from None
 
     def close(self) -> None:
         """End the session (and the subprocess of a stdio server)."""
