@@ -47,12 +47,22 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.info("human: error: no provider configured, and a dry run does not look for local servers: "
                  "pass --provider (and --model), or run `human config init`")
         return 2
+    tools = _tools(args)
+    if tools and settings.schema is not None:
+        out.info("human: error: --schema does not combine with --functions / --mcp yet: ask for the tools' "
+                 "answer first, then for its structure")
+        return 2
     with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out)) as client:
         if interactive:
             from .interactive import repl  # readline is loaded only for a terminal chat
 
-            return repl(client, settings, out)
-        ask(client, messages_for(settings, prompt), settings, out)
+            return repl(client, settings, out, tools)
+        if tools:
+            from .tools import ask_with_tools
+
+            ask_with_tools(client, messages_for(settings, prompt), settings, tools, out)
+        else:
+            ask(client, messages_for(settings, prompt), settings, out)
     return 0
 
 
@@ -79,6 +89,19 @@ def load_schema(value: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise ConfigError(f"--schema: {where} must hold a JSON Schema object, not {type(schema).__name__}")
     return schema
+
+
+def _tools(args: argparse.Namespace) -> Any:
+    """--functions, --mcp, --tools-approve, --chain-limit (cli/tools.py), or None."""
+    if not (args.functions or args.mcp):
+        if args.tools_approve:
+            raise ConfigError("--tools-approve needs tools: add --functions FILE.py or --mcp NAME")
+        return None
+    if args.chain_limit < 0:
+        raise ConfigError("--chain-limit takes a number of model calls, 0 for no limit")
+    from .tools import Tools, load_functions
+
+    return Tools(load_functions(args.functions), list(args.mcp), args.tools_approve, args.chain_limit)
 
 
 def collect_secrets(config: Config, out: Output) -> None:
