@@ -104,3 +104,16 @@ def test_emulated_streaming_never_shows_the_json_of_a_call(client, fake):
     assert handle.text() == "It is 21 degrees."
     assert [e.type for e in handle.events if e.type.startswith("tool_")] == ["tool_start", "tool_result"]
     assert stream.result.steps[0].tools[0].output == "Oslo: 21 degrees"
+
+
+def test_a_native_endpoint_that_leaves_a_call_in_its_text_still_gets_it_run(client):
+    """A server whose chat template's tool format it could not parse (Hermes' <tool_call>
+    tags in the content, no tool_calls): the call is read, and the result says so."""
+    model = Model(answer('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'),
+                  answer("21 degrees."))
+    result = client(model).run("weather?", tools=[get_weather])
+    assert result.content == "21 degrees."
+    assert result.steps[0].tools[0].output == "Oslo: 21 degrees"
+    assert "tools" in model.bodies[1]  # still native: the next request sends tools as before
+    assert model.bodies[1]["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert result.adjustments[0].startswith("read a tool call the server left in the answer's text")

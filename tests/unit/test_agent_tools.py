@@ -179,6 +179,28 @@ def test_text_before_a_call_is_kept_and_json_that_is_not_a_call_is_an_answer():
     assert [c.name for c in parse_calls('{"tool_calls": [{"name": "nope", "arguments": {}}]}', NAMES)[0]] == ["nope"]
 
 
+@pytest.mark.parametrize("text", [
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>',
+    '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Oslo"}}]',
+    '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo"}}',
+    '```json\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n```',
+])
+def test_a_call_left_in_the_text_by_a_native_endpoint_is_read(text):
+    calls, before = parse_calls(text, NAMES, only=True)
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+    assert before is None
+
+
+@pytest.mark.parametrize("text", [
+    'Here is the call: {"name": "get_weather", "arguments": {"city": "Oslo"}}',
+    '{"name": "get_weather", "arguments": {"city": "Oslo"}} and that is all',
+    '{"tool_calls": [{"name": "unknown_tool", "arguments": {}}]}',
+    '{"city": "Oslo"}',
+])
+def test_only_a_bare_call_of_a_known_tool_counts_on_a_native_endpoint(text):
+    assert parse_calls(text, NAMES, only=True) == ([], text)
+
+
 def test_project_renders_the_native_conversation_as_plain_messages():
     messages = [
         {"role": "user", "content": "hi"},

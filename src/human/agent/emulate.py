@@ -86,19 +86,34 @@ def project(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]])
     return out
 
 
-def parse_calls(text: str | None, names: Iterable[str]) -> tuple[list[ToolCall], str | None]:
-    """(tool calls, the text before them) when `text` holds a tool call; else ([], text)."""
+def parse_calls(text: str | None, names: Iterable[str], *, only: bool = False) -> tuple[list[ToolCall], str | None]:
+    """(tool calls, the text before them) when `text` holds a tool call; else ([], text).
+
+    `only=True` is for an answer from an endpoint with native tools that left a call in its
+    text instead (a chat template the server could not parse: Hermes' `<tool_call>`,
+    Mistral's `[TOOL_CALLS]`, Llama's `<|python_tag|>`): the text must be nothing but the
+    call, in those wrappers or a fence, and every name a known tool."""
     if not text:
         return [], text
     known = frozenset(names)
-    for start, value in _json_values(text):
+    for start, end, value in _json_values(text):
         calls = _calls_in(value, known)
-        if calls:
-            before = text[:start].strip()
-            if before.endswith(("```json", "```")):
-                before = before.rsplit("```", 1)[0].strip()
-            return calls, before or None
+        if not calls:
+            continue
+        before = _unwrapped(text[:start])
+        if only and (before or _unwrapped(text[end:]) or any(call.name not in known for call in calls)):
+            return [], text
+        return calls, before or None
     return [], text
+
+
+# What servers and chat templates put around a call left in the text (and fences)
+_WRAPPERS = re.compile(r"<tool_call>|</tool_call>|\[TOOL_CALLS\]|<\|python_tag\|>|<\|eom_id\|>|```(?:json)?",
+                       re.IGNORECASE)
+
+
+def _unwrapped(text: str) -> str:
+    return _WRAPPERS.sub("", text).strip()
 
 
 class ContentGate:
@@ -117,7 +132,7 @@ class ContentGate:
             return text
         self._held.append(text)
         head = "".join(self._held).lstrip()
-        if not head or head.startswith(("{", "[", "`")):
+        if not head or head.startswith(("{", "[", "`", "<")):
             return ""
         self._open = True
         released, self._held = "".join(self._held), []
@@ -147,17 +162,17 @@ def names_tools(param: str | None, message: str) -> bool:
 _DECODER = json.JSONDecoder()
 
 
-def _json_values(text: str) -> Iterable[tuple[int, Any]]:
-    """(position, value) of each JSON object or array that starts somewhere in `text`."""
+def _json_values(text: str) -> Iterable[tuple[int, int, Any]]:
+    """(start, end, value) of each JSON object or array that starts somewhere in `text`."""
     tried = 0
     for match in re.finditer(r"[{\[]", text):
         start = match.start()
         try:
-            value, _ = _DECODER.raw_decode(text, start)
+            value, end = _DECODER.raw_decode(text, start)
         except ValueError:
             continue
         tried += 1
-        yield start, value
+        yield start, end, value
         if tried >= 8:  # a long answer full of braces: it is prose, not a call
             return
 

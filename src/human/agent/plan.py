@@ -230,9 +230,17 @@ class Plan:
         return True
 
     def _calls_of(self, response: ChatResponse) -> tuple[list[ToolCall], str | None]:
-        if self.emulated and not response.tool_calls:  # native calls, if a server sends them anyway, win
+        if response.tool_calls:  # native calls win, also from a server we emulate tools for
+            return list(response.tool_calls), response.content
+        if self.emulated:
             return parse_calls(response.content, self.tools)
-        return list(response.tool_calls), response.content
+        if self._schemas and response.content and response.content.lstrip()[:1] in _CALL_STARTS:
+            calls, content = parse_calls(response.content, self.tools, only=True)
+            if calls:
+                self._adjust("read a tool call the server left in the answer's text (its chat template's "
+                             "tool-call format was not parsed into tool_calls)")
+                return calls, content
+        return [], response.content
 
     def _identified(self, calls: list[ToolCall], turn: int) -> list[ToolCall]:
         """Every call with an id no other call in the conversation has."""
@@ -298,6 +306,10 @@ class Plan:
     def _adjust(self, text: str) -> None:
         if text not in self.adjustments:
             self.adjustments.append(text)
+
+
+# How an answer that is really a tool call starts: JSON, a fence, or a template's wrapper.
+_CALL_STARTS = frozenset("{[`<")
 
 
 def _skipped(call: ToolCall, why: str) -> ToolRun:
