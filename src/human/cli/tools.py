@@ -134,8 +134,9 @@ def ask_with_tools(client: Client, messages: list[dict[str, Any]], settings: Set
                                 for r in result.tool_runs]})
     if settings.usage:
         usage = result.usage
+        calls, runs = len(result.steps), len(result.tool_runs)
         out.info(f"usage: prompt {usage.prompt_tokens}, completion {usage.completion_tokens}, total "
-                 f"{usage.total_tokens} · {len(result.steps)} model calls, {len(result.tool_runs)} tool calls")
+                 f"{usage.total_tokens} · {calls} model call{'s' * (calls != 1)}, {runs} tool call{'s' * (runs != 1)}")
     return run
 
 
