@@ -374,3 +374,46 @@ def test_run_stream_yields_chat_events_and_tool_events(client, fake):
     assert handle.text() == "It is 21 degrees."
     assert stream.result.content == "It is 21 degrees."
     assert json.loads(fake.requests[0].body)["stream"] is True
+
+
+def test_parallel_tool_calls_is_sent_only_when_asked_and_dropped_when_refused(client):
+    def refuse(body: dict[str, Any]) -> Any:
+        if "parallel_tool_calls" in body:
+            return 400, {"error": {"message": "Unsupported parameter: 'parallel_tool_calls' is not supported with "
+                                              "this model.", "type": "invalid_request_error",
+                                   "param": "parallel_tool_calls", "code": "unsupported_parameter"}}
+        return answer("ok")
+
+    model = Model(then=refuse)
+    handle = client(model)
+    assert handle.run("hi", tools=[get_weather]).adjustments == ()
+    assert "parallel_tool_calls" not in model.bodies[0]  # never sent unless asked for
+    result = handle.run("hi", tools=[get_weather], parallel_tool_calls=True)
+    assert result.content == "ok"
+    assert result.adjustments == ("dropped parallel_tool_calls (the endpoint rejects it)",)
+    assert [("parallel_tool_calls" in body) for body in model.bodies[1:]] == [True, False]
+
+
+@pytest.mark.parametrize("driver", ["sync"], indirect=True)
+def test_a_hung_tool_that_timed_out_does_not_keep_the_program_from_ending(client, fake, config_for):
+    import subprocess
+    import sys
+    import time
+
+    model = Model(answer(None, [call("hang"), call("hang")]), answer("gave up"))
+    fake.respond(model).as_default()
+    config = config_for()
+    code = (
+        "import time, human\n"
+        "def hang() -> str:\n"
+        "    '''Never returns.'''\n"
+        "    time.sleep(600)\n"
+        "    return 'late'\n"
+        f"client = human.Client(config={str(config.files[0])!r})\n"
+        "print(client.run('go', tools=[hang], tool_timeout=0.3).content)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "gave up\n"
+    assert time.monotonic() - started < 30  # generous: it ends as soon as the answer is printed

@@ -166,27 +166,41 @@ class RunStream:
         if len(ready) == 1 and timeouts[ready[0]] is None and not action.jobs[ready[0]].tool.is_async:
             yield ToolResultEvent(_settled(action, ready[0], _timed(action.jobs[ready[0]].tool, action, ready[0])))
             return
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        import queue
+        import threading
 
-        pool = ThreadPoolExecutor(max_workers=min(self._max_parallel, len(ready)), thread_name_prefix="human-tool")
-        try:
-            begun = _clock()
-            futures = {pool.submit(_timed, action.jobs[position].tool, action, position): position
-                       for position in ready}
-            pending = set(futures)
-            while pending:
-                waits = [begun + limit - _clock() for f in pending if (limit := timeouts[futures[f]]) is not None]
-                done, pending = wait(pending, timeout=max(0.0, min(waits)) if waits else None,
-                                     return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield ToolResultEvent(_settled(action, futures[future], future.result()))
-                for future in [f for f in pending if _expired(begun, timeouts[futures[f]])]:
-                    pending.discard(future)  # its thread cannot be stopped; its result is dropped
-                    position = futures[future]
-                    yield ToolResultEvent(action.settle(position, "timeout", seconds=_clock() - begun,
-                                                        timeout=timeouts[position]))
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        # Daemon threads, not a ThreadPoolExecutor: the executor joins its workers at exit,
+        # so one hung tool (timed out, or Ctrl-C) would keep the program from ending.
+        finished: queue.SimpleQueue[tuple[int, tuple[str, Any, float]]] = queue.SimpleQueue()
+        slots = threading.BoundedSemaphore(self._max_parallel)
+
+        def work(position: int) -> None:
+            with slots:
+                try:
+                    outcome = _timed(action.jobs[position].tool, action, position)
+                except BaseException as exc:  # noqa: BLE001 - Ctrl-C or SystemExit in a tool: hand it over
+                    outcome = ("raise", exc, 0.0)
+            finished.put((position, outcome))
+
+        begun = _clock()
+        for position in ready:
+            threading.Thread(target=work, args=(position,), name="human-tool", daemon=True).start()
+        pending = set(ready)
+        while pending:
+            waits = [begun + limit - _clock() for p in pending if (limit := timeouts[p]) is not None]
+            try:
+                position, outcome = finished.get(timeout=max(0.0, min(waits)) if waits else None)
+            except queue.Empty:
+                position = -1
+            if position in pending:
+                pending.discard(position)
+                if outcome[0] == "raise":
+                    raise outcome[1]
+                yield ToolResultEvent(_settled(action, position, outcome))
+            for late in [p for p in pending if _expired(begun, timeouts[p])]:
+                pending.discard(late)  # its thread cannot be stopped; its result is dropped
+                yield ToolResultEvent(action.settle(late, "timeout", seconds=_clock() - begun,
+                                                    timeout=timeouts[late]))
 
 
 def _timed(tool: Tool, action: RunTools, position: int) -> tuple[str, Any, float]:

@@ -135,6 +135,7 @@ class Plan:
         self.adjustments: list[str] = []
         self.usage = Usage()
         self._schemas = [tool.schema() for tool in tools]
+        self._options = dict(settings.options)  # what is sent each turn, less what the endpoint refused
         self._ids = {item.get("id") for m in self.messages for item in m.get("tool_calls") or () if
                      isinstance(item, Mapping)}
         self._last: ToolCall | None = None  # the previous call, for the repeat guard
@@ -207,7 +208,7 @@ class Plan:
     # ---- one turn ---------------------------------------------------------------------------
 
     def _call(self, turn: int) -> CallModel:
-        options = dict(self.settings.options)
+        options = dict(self._options)
         if turn > 1:
             options.pop("tool_choice", None)
         if self.emulated:
@@ -220,7 +221,15 @@ class Plan:
         return CallModel(self.messages, options, turn, False)
 
     def _fall_back(self, exc: BadRequestError) -> bool:
-        """Switch to emulated tools after a 400 that says the endpoint takes none."""
+        """After a 400: leave out a parallel_tool_calls the endpoint rejects (OpenAI's
+        o-series, Ollama through LiteLLM: run-llama/llama_index#20865,
+        arbs-io/github-copilot-llm-gateway#79), or switch to emulated tools when it says
+        it takes none. True when the turn is to be asked again."""
+        if "parallel_tool_calls" in self._options and (
+                exc.param == "parallel_tool_calls" or "parallel_tool_calls" in exc.message):
+            del self._options["parallel_tool_calls"]
+            self._adjust("dropped parallel_tool_calls (the endpoint rejects it)")
+            return True
         if self.emulated or self.settings.tool_mode != "auto" or not self._schemas:
             return False
         if not names_tools(exc.param, exc.message):
