@@ -27,7 +27,7 @@ _EXPORTS = {
     "Timeouts": "config",
     "Secret": "core.secret",
     "NOT_GIVEN": "core.wire",
-    **dict.fromkeys(["tool", "Tool", "RunResult", "RunStream", "AsyncRunStream", "Step", "ToolRun", "MCPServer",
+    **dict.fromkeys(["run", "tool", "Tool", "RunResult", "RunStream", "AsyncRunStream", "Step", "ToolRun", "MCPServer",
                      "ToolStartEvent", "ToolResultEvent"], "agent"),
     **dict.fromkeys(
         [
@@ -80,6 +80,7 @@ if TYPE_CHECKING:  # what type checkers see; "X as X" marks an explicit re-expor
     from .agent import ToolResultEvent as ToolResultEvent
     from .agent import ToolRun as ToolRun
     from .agent import ToolStartEvent as ToolStartEvent
+    from .agent import run as run
     from .agent import tool as tool
     from .client import AsyncChatStream as AsyncChatStream
     from .client import AsyncClient as AsyncClient

@@ -72,6 +72,13 @@ def test_a_single_call_runs_and_its_result_goes_back_to_the_model(client):
     assert result.adjustments == ()
 
 
+def test_human_run_is_client_run(client, driver):
+    handle = client(Model(answer("hi there")))
+    outcome = human.run(handle.client, "hi", tools=[get_weather])
+    result = driver.run(outcome) if driver.is_async else outcome
+    assert result.content == "hi there"
+
+
 def test_the_callers_messages_are_not_changed_and_the_result_continues_them(client):
     model = Model(answer("first"), answer("second"))
     handle = client(model)

@@ -154,4 +154,4 @@ def test_a_streamed_tool_call_keeps_its_unknown_fields_too():
 
 
 def test_the_public_names():
-    assert {"tool", "Tool", "RunResult", "MCPServer", "MaxTurnsError", "ToolRunError"} <= set(human.__all__)
+    assert {"run", "tool", "Tool", "RunResult", "MCPServer", "MaxTurnsError", "ToolRunError"} <= set(human.__all__)

@@ -14,10 +14,19 @@ until it answers without tools.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from .drive import AsyncRunStream, RunStream
 from .mcp import MCPServer
 from .result import RunResult, Step, ToolResultEvent, ToolRun, ToolStartEvent
 from .tools import Tool, tool
 
 __all__ = ["AsyncRunStream", "MCPServer", "RunResult", "RunStream", "Step", "Tool", "ToolResultEvent", "ToolRun",
-           "ToolStartEvent", "tool"]
+           "ToolStartEvent", "run", "tool"]
+
+
+def run(client: Any, messages: Any, *, tools: Sequence[Any] = (), **settings: Any) -> Any:
+    """`human.run(client, messages, tools=[...])`: the same as `client.run(...)`, a
+    RunResult from a `Client` and a coroutine from an `AsyncClient`."""
+    return client.run(messages, tools=tools, **settings)
