@@ -1,5 +1,5 @@
-"""The two drivers of the agent loop: `RunStream` (sync: a bounded thread pool runs
-parallel calls) and `AsyncRunStream` (async: one task per call). They only carry out what
+"""The two drivers of the agent loop: `RunStream` (sync: parallel calls on at most
+`max_parallel` threads) and `AsyncRunStream` (async: one task per call, as many at once). They only carry out what
 agent/plan.py decides: ask the model through the client, ask the approve hook, run the
 tools, time them, hand the outcomes back. Written line for line alike, in the same order
 with the same names, so a reviewer can lay them side by side; a change to one without
@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from ..core.wire import normalize_messages
 from ..profile import load_profile
 from .emulate import ContentGate, parse_calls
-from .mcp import resolve_servers
+from .mcp import aopen_servers, open_servers, resolve_servers
 from .plan import CallModel, Plan, RunTools, Settings
 from .result import RunEvent, RunResult, ToolResultEvent, ToolRun, ToolStartEvent
 from .tools import Tool, as_tools
@@ -37,7 +38,8 @@ _NO_SERVERS: Any = contextlib.nullcontext([])  # a run without MCP servers: noth
 
 
 def prepare(client: Any, messages: Any, tools: Sequence[Tool], *, max_turns: int = 10, repeat_limit: int | None = 3,
-            on_tool_error: str = "return", tool_mode: str = "auto", **options: Any) -> Plan:
+            on_tool_error: Literal["return", "raise"] = "return",
+            tool_mode: Literal["auto", "native", "emulate"] = "auto", **options: Any) -> Plan:
     """The plan of one run: the tools, and whether the endpoint is known to lack native
     tool calling (its config entry's `native_tools: false`, or the profile `human doctor`
     saved says tools were rejected)."""
@@ -49,14 +51,18 @@ def prepare(client: Any, messages: Any, tools: Sequence[Tool], *, max_turns: int
         profile = load_profile(target.provider, target.base_url, target.model)
         if profile is not None and profile.supports_tools is False:
             reason = "`human doctor` found that the endpoint rejects tools"
-    settings = Settings(max_turns=max_turns, repeat_limit=repeat_limit, on_tool_error=on_tool_error,  # type: ignore[arg-type]
-                        tool_mode=tool_mode, emulate_reason=reason, options=options)  # type: ignore[arg-type]
+    settings = Settings(max_turns=max_turns, repeat_limit=repeat_limit, on_tool_error=on_tool_error,
+                        tool_mode=tool_mode, emulate_reason=reason, options=options)
     return Plan(messages, tools, settings)
 
 
 def _record(client: Any, plan: Plan, logged: int) -> int:
-    """The one place a finished step would be written to the log store (issue 12 adds the
-    store; until then there is nothing to write to). Returns how many steps are logged."""
+    """The one place where the steps finished since the last call (`plan.steps[logged:]`)
+    are recorded; returns how many are. Each model call of a run goes through
+    `client.chat` / `client.stream`, so the log store of issue 12 keeps it as an exchange
+    of its own (the tool results are in the next exchange's messages); what a run adds on
+    top (a run id tying its steps, tool timings) is written from here once that store
+    has a place for it."""
     return len(plan.steps)
 
 
@@ -80,7 +86,7 @@ class RunStream:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return self.plan.messages if self.plan is not None else list(self._messages)
+        return self.plan.messages if self.plan is not None else list(normalize_messages(self._messages))
 
     def __iter__(self) -> Iterator[RunEvent]:
         if self._iterator is None:
@@ -105,8 +111,6 @@ class RunStream:
         return self.result
 
     def _events(self) -> Iterator[RunEvent]:
-        from .mcp import open_servers
-
         client = self._client
         with open_servers(self._mcp) if self._mcp else _NO_SERVERS as mcp_tools:
             plan = self.plan = prepare(client, self._messages, [*self._tools, *mcp_tools], **self._settings)
@@ -231,7 +235,7 @@ class AsyncRunStream:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return self.plan.messages if self.plan is not None else list(self._messages)
+        return self.plan.messages if self.plan is not None else list(normalize_messages(self._messages))
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
         if self._iterator is None:
@@ -256,8 +260,6 @@ class AsyncRunStream:
         return self.result
 
     async def _events(self) -> AsyncIterator[RunEvent]:
-        from .mcp import aopen_servers
-
         client = self._client
         async with aopen_servers(self._mcp) if self._mcp else _NO_SERVERS as mcp_tools:
             plan = self.plan = prepare(client, self._messages, [*self._tools, *mcp_tools], **self._settings)
