@@ -60,10 +60,16 @@ def test_native_tools_false_prompts_for_a_json_call_and_reads_it_back(client):
     assert all(step.emulated for step in result.steps)
 
 
-def test_a_400_naming_tools_switches_to_emulation_and_says_so(client):
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+def test_a_400_naming_tools_switches_to_emulation_and_says_so(client, streamed):
     model = Model(answer("```json\n" + json_call("get_weather", city="Paris") + "\n```"), answer("Sunny."),
                   reject_tools=True)
-    result = client(model).run("Weather in Paris?", tools=[get_weather])
+    handle = client(model)
+    if streamed:
+        result = handle.run_stream("Weather in Paris?", tools=[get_weather]).result
+        assert handle.text() == "Sunny."
+    else:
+        result = handle.run("Weather in Paris?", tools=[get_weather])
     assert result.content == "Sunny."
     assert model.refusals == ["tools param requires --jinja flag"]
     assert "tools" in model.bodies[0] and "tools" not in model.bodies[1]
