@@ -37,12 +37,13 @@ import os
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin on Python 3.10
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MCPServerError
 from .tools import Tool
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future  # imported when a server is opened, not with the agent
 
 __all__ = ["MCPServer", "aopen_servers", "open_servers", "resolve_servers"]
 
@@ -124,6 +125,8 @@ class MCPServer:
         with self._lock:
             if self.is_open:
                 return self
+            from concurrent.futures import Future
+
             ready: Future[None] = Future()
             task = self._task = _bridge().submit(self._keep(ready))
             try:
@@ -136,6 +139,8 @@ class MCPServer:
 
     def _started(self, ready: Future[None]) -> None:
         """Wait for the session to be up; say why it is not, as an MCPServerError."""
+        from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin on Python 3.10
+
         try:
             ready.result(timeout=self.startup_timeout)
         except (FutureTimeout, TimeoutError):
@@ -385,6 +390,8 @@ def _bridge() -> _Bridge:
 
 
 def _call_soon(coroutine: Any, timeout: float | None, server: MCPServer) -> Any:
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     future = _bridge().submit(coroutine)
     try:
         return future.result(timeout=timeout)
