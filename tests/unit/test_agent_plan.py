@@ -155,3 +155,29 @@ def test_a_streamed_tool_call_keeps_its_unknown_fields_too():
 
 def test_the_public_names():
     assert {"run", "tool", "Tool", "RunResult", "MCPServer", "MaxTurnsError", "ToolRunError"} <= set(human.__all__)
+
+
+def test_a_runs_cost_is_the_sum_of_its_answers_or_none_when_one_is_unknown():
+    import dataclasses
+    from decimal import Decimal
+
+    from human.agent.result import add_costs, add_usage
+    from human.types import Usage
+
+    @dataclasses.dataclass(frozen=True)
+    class Cost:
+        amount: Decimal
+        currency: str = "USD"
+        source: str = ""
+        input: Decimal | None = None
+        output: Decimal | None = None
+
+    costs = [Cost(Decimal("0.001"), source="a", input=Decimal("0.0004"), output=Decimal("0.0006")),
+             Cost(Decimal("0.002"), source="b", input=Decimal("0.002"))]
+    total = add_costs(costs)
+    assert (total.amount, total.input, total.output, total.source) == (
+        Decimal("0.003"), Decimal("0.0024"), None, "the sum of 2 answers")
+    assert add_costs([0.5, 0.25]) == 0.75
+    assert add_costs([0.5, None]) is None and add_costs([]) is None
+    summed = add_usage(add_usage(Usage(), Usage(10, 5, 15)), Usage(1, None, 1, cached_tokens=4))
+    assert summed == Usage(11, 5, 16, 4, None)

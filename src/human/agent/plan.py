@@ -47,7 +47,7 @@ from ..core.wire import normalize_messages
 from ..errors import BadRequestError, MaxTurnsError, ToolArgumentsError, ToolRunError
 from ..types import ChatResponse, ToolCall, Usage, tool_result
 from .emulate import names_tools, parse_calls, project
-from .result import RunResult, Status, Step, ToolRun, add_usage
+from .result import RunResult, Status, Step, ToolRun, add_costs, add_usage
 from .tools import Tool, render_output
 
 __all__ = ["CallModel", "Job", "Plan", "RunTools", "Settings"]
@@ -201,8 +201,7 @@ class Plan:
                                    call=failed.call, result=self.result(response)) from failed.error
 
     def result(self, response: ChatResponse | None) -> RunResult:
-        costs = [getattr(step.response, "cost", None) for step in self.steps]
-        cost = sum(costs) if costs and None not in costs else None  # type: ignore[arg-type]
+        cost = add_costs([getattr(step.response, "cost", None) for step in self.steps])
         return RunResult(response, tuple(self.steps), self.messages, self.usage, cost, tuple(self.adjustments))
 
     # ---- one turn ---------------------------------------------------------------------------

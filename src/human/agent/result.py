@@ -13,12 +13,13 @@ events: a tool starting and a tool's result.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ..types import ChatResponse, StreamEvent, ToolCall, Usage
 
-__all__ = ["RunEvent", "RunResult", "Step", "ToolResultEvent", "ToolRun", "ToolStartEvent", "add_usage"]
+__all__ = ["RunEvent", "RunResult", "Step", "ToolResultEvent", "ToolRun", "ToolStartEvent", "add_costs", "add_usage"]
 
 # ok        the tool returned; `value` is what it returned, `output` the text sent back
 # error     the tool raised; `error` is the exception, `output` its text
@@ -62,7 +63,8 @@ class RunResult:
 
     `messages` is the whole conversation, the caller's messages first; every tool call in
     it is answered by exactly one tool message, however the run ended. `usage` sums every
-    model call; `cost` sums their costs when every one is known, else None.
+    model call; `cost` sums their costs (`ChatResponse.cost`) when every one is known, else
+    None.
     """
 
     response: ChatResponse | None
@@ -110,9 +112,33 @@ def add_usage(total: Usage, more: Usage | None) -> Usage:
     """`total` plus `more`, field by field; a field stays None only while no call reported it."""
     if more is None:
         return total
-    return Usage(_plus(total.prompt_tokens, more.prompt_tokens), _plus(total.completion_tokens, more.completion_tokens),
-                 _plus(total.total_tokens, more.total_tokens), _plus(total.cached_tokens, more.cached_tokens),
-                 _plus(total.reasoning_tokens, more.reasoning_tokens))
+    return Usage(*[_plus(getattr(total, name), getattr(more, name)) for name in _USAGE_FIELDS])
+
+
+_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))  # every count, however many Usage has
+
+
+def add_costs(costs: list[Any]) -> Any:
+    """The cost of a run: the sum of its answers' costs, or None when any is unknown (a
+    total that leaves an unpriced answer out would be wrong without saying so). Costs are
+    numbers, or objects with `amount` (and optional `input` / `output`) parts."""
+    if not costs or any(cost is None for cost in costs):
+        return None
+    first = costs[0]
+    if not hasattr(first, "amount"):
+        return sum(costs)
+    if len(costs) == 1:
+        return first
+    parts: dict[str, Any] = {"amount": sum(cost.amount for cost in costs)}
+    for name in ("input", "output"):
+        values = [getattr(cost, name, None) for cost in costs]
+        if hasattr(first, name):
+            parts[name] = None if None in values else sum(values)
+    if hasattr(first, "source"):
+        parts["source"] = f"the sum of {len(costs)} answers"
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        return dataclasses.replace(first, **parts)
+    return parts["amount"]
 
 
 def _plus(a: int | None, b: int | None) -> int | None:
