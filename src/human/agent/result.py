@@ -14,6 +14,7 @@ events: a tool starting and a tool's result.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -112,10 +113,11 @@ def add_usage(total: Usage, more: Usage | None) -> Usage:
     """`total` plus `more`, field by field; a field stays None only while no call reported it."""
     if more is None:
         return total
-    return Usage(*[_plus(getattr(total, name), getattr(more, name)) for name in _USAGE_FIELDS])
+    return Usage(*map(_plus, _counts(total), _counts(more)))
 
 
-_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))  # every count, however many Usage has
+# Every count, however many Usage has (read once, in field order: a fast path per turn).
+_counts = operator.attrgetter(*(f.name for f in dataclasses.fields(Usage)))
 
 
 def add_costs(costs: list[Any]) -> Any:
