@@ -47,7 +47,7 @@ from ..core.wire import normalize_messages
 from ..errors import BadRequestError, MaxTurnsError, ToolArgumentsError, ToolRunError
 from ..types import ChatResponse, ToolCall, Usage, tool_result
 from .emulate import names_tools, parse_calls, project
-from .result import RunResult, Status, Step, ToolRun, add_costs, add_usage
+from .result import USAGE_FIELDS, RunResult, Status, Step, ToolRun, add_costs, add_counts
 from .tools import Tool, render_output
 
 __all__ = ["CallModel", "Job", "Plan", "RunTools", "Settings"]
@@ -83,7 +83,7 @@ class CallModel:
     emulated: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every call, and a frozen __init__ costs twice as much
 class Job:
     """One tool call to run: `index` is its place among the turn's calls."""
 
@@ -133,7 +133,7 @@ class Plan:
         self.settings = settings
         self.steps: list[Step] = []
         self.adjustments: list[str] = []
-        self.usage = Usage()
+        self._counts: list[int | None] = [None] * len(USAGE_FIELDS)  # token counts so far, Usage's order
         self._schemas = [tool.schema() for tool in tools]
         self._options = dict(settings.options)  # what is sent each turn, less what the endpoint refused
         self._ids = {item.get("id") for m in self.messages for item in m.get("tool_calls") or () if
@@ -307,9 +307,15 @@ class Plan:
         self._record(response, seconds, tuple(done))
         return done
 
+    @property
+    def usage(self) -> Usage:
+        """The token counts of every model call so far, summed."""
+        return Usage(*self._counts)
+
     def _record(self, response: ChatResponse, seconds: float, runs: tuple[ToolRun, ...]) -> None:
         self.steps.append(Step(response, seconds, runs, self.emulated))
-        self.usage = add_usage(self.usage, response.usage)
+        if response.usage is not None:
+            add_counts(self._counts, response.usage)
 
     def _adjust(self, text: str) -> None:
         if text not in self.adjustments:

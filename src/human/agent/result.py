@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Literal
 
 from ..types import ChatResponse, StreamEvent, ToolCall, Usage
 
-__all__ = ["RunEvent", "RunResult", "Step", "ToolResultEvent", "ToolRun", "ToolStartEvent", "add_costs", "add_usage"]
+__all__ = ["USAGE_FIELDS", "RunEvent", "RunResult", "Step", "ToolResultEvent", "ToolRun", "ToolStartEvent",
+           "add_costs", "add_counts", "add_usage"]
 
 # ok        the tool returned; `value` is what it returned, `output` the text sent back
 # error     the tool raised; `error` is the exception, `output` its text
@@ -116,8 +117,18 @@ def add_usage(total: Usage, more: Usage | None) -> Usage:
     return Usage(*map(_plus, _counts(total), _counts(more)))
 
 
+def add_counts(counts: list[int | None], more: Usage) -> None:
+    """Add `more` to running `counts` (in `USAGE_FIELDS` order), in place: a run adds one
+    Usage per model call and builds the total once, at the end."""
+    for index, value in enumerate(_counts(more)):
+        if value is not None:
+            total = counts[index]
+            counts[index] = value if total is None else total + value
+
+
 # Every count, however many Usage has (read once, in field order: a fast path per turn).
-_counts = operator.attrgetter(*(f.name for f in dataclasses.fields(Usage)))
+USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
+_counts = operator.attrgetter(*USAGE_FIELDS)
 
 
 def add_costs(costs: list[Any]) -> Any:
