@@ -19,6 +19,7 @@ class Handle:
         self.driver = driver
         self.client = client
         self.events: list[Any] = []
+        self.last: Any = None  # the last run_stream object, also when it failed
 
     def chat(self, messages: Any = "hi", **options: Any) -> human.ChatResponse:
         if self.driver.is_async:
@@ -48,6 +49,28 @@ class Handle:
                 self.events.append(event)
         assert stream.response is not None
         return stream.response
+
+    def run(self, messages: Any = "hi", **settings: Any) -> Any:
+        """`client.run(...)`, the RunResult."""
+        if self.driver.is_async:
+            return self.driver.run(self.client.run(messages, **settings))
+        return self.client.run(messages, **settings)
+
+    def run_stream(self, messages: Any = "hi", **settings: Any) -> Any:
+        """Consume `client.run_stream(...)`; the events land in `self.events` (kept when it
+        fails). Returns the stream object (`.result`, `.messages`), also kept in `self.last`."""
+        self.events = []
+        stream = self.last = self.client.run_stream(messages, **settings)
+        if self.driver.is_async:
+            async def consume() -> None:
+                async for event in stream:
+                    self.events.append(event)
+
+            self.driver.run(consume())
+        else:
+            for event in stream:
+                self.events.append(event)
+        return stream
 
     def models(self) -> list[dict[str, Any]]:
         call = self.client.models()

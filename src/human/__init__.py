@@ -27,6 +27,8 @@ _EXPORTS = {
     "Timeouts": "config",
     "Secret": "core.secret",
     "NOT_GIVEN": "core.wire",
+    **dict.fromkeys(["run", "tool", "Tool", "RunResult", "RunStream", "AsyncRunStream", "Step", "ToolRun", "MCPServer",
+                     "ToolStartEvent", "ToolResultEvent"], "agent"),
     **dict.fromkeys(
         [
             "ChatResponse", "Cost", "ToolCall", "Usage", "ContentDelta", "ReasoningDelta", "ToolCallStart",
@@ -42,8 +44,9 @@ _EXPORTS = {
             "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
             "ContextLengthError", "AuthenticationError", "PermissionDeniedError", "NotFoundError",
             "RateLimitError", "RedirectError", "ServerError", "TLSError", "BadResponseError", "ResponseTooLargeError",
-            "CircuitOpenError", "ToolError", "ToolArgumentsError", "AllAttemptsFailedError",
-            "ClientClosedError", "StructuredOutputError", "TruncatedOutputError", "OutputAttempt",
+            "CircuitOpenError", "ToolError", "ToolArgumentsError", "ToolRunError", "MCPServerError",
+            "MaxTurnsError", "AllAttemptsFailedError", "ClientClosedError", "StructuredOutputError",
+            "TruncatedOutputError", "OutputAttempt",
         ],
         "errors",
     ),
@@ -68,6 +71,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers see; "X as X" marks an explicit re-export (mypy --strict)
+    from .agent import AsyncRunStream as AsyncRunStream
+    from .agent import MCPServer as MCPServer
+    from .agent import RunResult as RunResult
+    from .agent import RunStream as RunStream
+    from .agent import Step as Step
+    from .agent import Tool as Tool
+    from .agent import ToolResultEvent as ToolResultEvent
+    from .agent import ToolRun as ToolRun
+    from .agent import ToolStartEvent as ToolStartEvent
+    from .agent import run as run
+    from .agent import tool as tool
     from .client import AsyncChatStream as AsyncChatStream
     from .client import AsyncClient as AsyncClient
     from .client import ChatStream as ChatStream

@@ -38,6 +38,7 @@ from .transport.sync import SyncTransport
 from .types import ChatResponse, StreamEvent
 
 if TYPE_CHECKING:
+    from .agent import AsyncRunStream, RunResult, RunStream
     from .discover import Found
     from .structured.drive import AsyncStructuredStream, StructuredStream
 
@@ -221,7 +222,7 @@ class _Base:
     def _first_time(self, outcome: tuple[ChatResponse, list[str]], send: Send) -> ChatResponse:
         self._breaker.record(send.target.provider, True, self._clock())
         response, adjustments = outcome
-        if adjustments:
+        if adjustments or send.target.reasoning_replay:
             return self._stamp(response, send, adjustments)
         # parsed for this very target and attempt 1: only the price tag to add
         object.__setattr__(response, "_pricing", (self._price_answer, send.target, time.time()))
@@ -276,6 +277,7 @@ class _Base:
         r = response
         return ChatResponse(r.content, r.tool_calls, r.usage, r.finish_reason, r.model, send.target.provider,
                             r.reasoning, r.id, r.raw, send.target.model, send.attempt, tuple(adjustments),
+                            r.parsed, send.target.reasoning_replay,
                             _pricing=(self._price_answer, send.target, time.time()))
 
     def _check_open(self) -> None:
@@ -527,6 +529,31 @@ class Client(_Base):
             person = client.parse("Ada Lovelace, 36", Person)
         """
         return self.chat(messages, response_format=response_format, **options).parsed
+
+    def run(self, messages: Any, *, tools: Sequence[Any] = (), **settings: Any) -> RunResult:
+        """Ask, run every tool call the model makes, append the results, ask again, until it
+        answers without tools. Settings as for `run_stream`; raises `MaxTurnsError`.
+
+            result = client.run("Weather in Oslo?", tools=[get_weather])
+            result.content, result.steps, result.usage, result.messages
+        """
+        return self.run_stream(messages, tools=tools, stream=False, **settings).until_done()
+
+    def run_stream(self, messages: Any, *, tools: Sequence[Any] = (), **settings: Any) -> RunStream:
+        """The run as it happens: iterate for the chat events plus `tool_start` and
+        `tool_result`; `.result` afterwards, `.messages` (always paired) at any time.
+
+        Settings: `mcp` (MCPServer objects, or names from the config's mcp_servers),
+        `max_turns` (10), `max_parallel` (8 calls at once), `approve` (call -> bool, asked
+        before each call), `on_tool_error` ("return" the error to the model, or "raise"),
+        `repeat_limit` (3 identical calls in a row: the last is not run), `tool_mode`
+        ("auto", "native", "emulate"), `tool_timeout` (seconds); anything else is a chat
+        option sent on every turn (provider, model, temperature, tool_choice: first turn).
+        """
+        self._check_open()
+        from .agent.drive import RunStream
+
+        return RunStream(self, messages, tools=tools, **settings)
 
     def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""
@@ -812,6 +839,19 @@ class AsyncClient(_Base):
             person = await client.parse("Ada Lovelace, 36", Person)
         """
         return (await self.chat(messages, response_format=response_format, **options)).parsed
+
+    async def run(self, messages: Any, *, tools: Sequence[Any] = (), **settings: Any) -> RunResult:
+        """Ask, run every tool call the model makes, append the results, ask again, until it
+        answers without tools. Settings as for `Client.run_stream`; `approve` may be async."""
+        return await self.run_stream(messages, tools=tools, stream=False, **settings).until_done()
+
+    def run_stream(self, messages: Any, *, tools: Sequence[Any] = (), **settings: Any) -> AsyncRunStream:
+        """The run as it happens: `async for` the chat events plus `tool_start` and
+        `tool_result`; `.result` afterwards, `.messages` (always paired) at any time."""
+        self._check_open()
+        from .agent.drive import AsyncRunStream
+
+        return AsyncRunStream(self, messages, tools=tools, **settings)
 
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""

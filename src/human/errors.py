@@ -22,8 +22,11 @@
     │   └── BadResponseError            HTML, truncated or invalid JSON, {"error"} in a 200,
     │       │                           an error event inside a stream
     │       └── ResponseTooLargeError   body or stream over the configured cap
-    ├── ToolError
-    │   └── ToolArgumentsError          a tool call's arguments are not a JSON object
+    ├── ToolError                       a tool could not be described, called or run
+    │   ├── ToolArgumentsError          a tool call's arguments are not a JSON object
+    │   ├── ToolRunError                a tool raised and the run was told to stop (.call .result)
+    │   └── MCPServerError              an MCP server did not start, list its tools or answer
+    ├── MaxTurnsError                   a run reached max_turns (.result: the conversation to resume)
     ├── StructuredOutputError           no answer fitted the type, re-asks included (.attempts .usage)
     │   └── TruncatedOutputError        finish_reason "length" cut the JSON short; never re-asked
     └── AllAttemptsFailedError          retries and fallbacks exhausted (.attempts)
@@ -56,6 +59,8 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "HumanError",
+    "MCPServerError",
+    "MaxTurnsError",
     "MissingCredentialError",
     "NotFoundError",
     "OutputAttempt",
@@ -68,6 +73,7 @@ __all__ = [
     "TLSError",
     "ToolArgumentsError",
     "ToolError",
+    "ToolRunError",
     "TruncatedOutputError",
     "UnknownProviderError",
 ]
@@ -323,6 +329,48 @@ class ToolArgumentsError(ToolError):
         """`tool_call` is the `human.ToolCall` whose arguments are at fault."""
         super().__init__(message)
         self.tool_call = tool_call
+
+
+class ToolRunError(ToolError):
+    """A tool raised during `run(..., on_tool_error="raise")`. The tool's own exception is
+    the `__cause__`; `result` is the run so far (`result.messages` answers every call, the
+    failed one with its error text, so the conversation can be resumed as it is)."""
+
+    def __init__(self, message: str, *, call: Any, result: Any) -> None:
+        super().__init__(message)
+        self.call = call
+        self.result = result
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.result.messages
+        return messages
+
+
+class MCPServerError(ToolError):
+    """An MCP server could not be started, listed or called (`.server` names it)."""
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+# ---- the agent loop -------------------------------------------------------------------
+
+
+class MaxTurnsError(HumanError):
+    """A run asked the model `max_turns` times and it still wanted tools. `result` is the
+    run so far: its `messages` end with that last request answered by "not run" results,
+    so `client.run(error.messages, ...)` continues where it stopped."""
+
+    def __init__(self, message: str, *, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.result.messages
+        return messages
 
 
 # ---- structured output ----------------------------------------------------------------

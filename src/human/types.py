@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
@@ -52,12 +53,16 @@ class ToolCall:
     `arguments` is the raw string the server sent (an object sent instead of a string
     is re-serialised to a string); `parsed_arguments()` decodes it and raises
     `ToolArgumentsError` with the position of the fault when it is not a JSON object.
+    `extra` keeps the fields of the call we do not model, verbatim, because some
+    servers need them back on the next turn (Gemini's
+    `extra_content.google.thought_signature`, peers.md §3 item 18; OpenMAIC#1556).
     """
 
     id: str | None
     name: str
     arguments: str
     type: str = "function"
+    extra: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def parsed_arguments(self) -> dict[str, Any]:
         text = self.arguments.strip() or "{}"
@@ -89,6 +94,8 @@ class ToolCall:
         }
         if self.id is not None:
             item["id"] = self.id
+        if self.extra:
+            item.update((key, value) for key, value in self.extra.items() if key not in item)
         return item
 
 
@@ -147,6 +154,9 @@ class ChatResponse:
     `response_format=T` (`human.structured`), else None. For such an answer `usage` is
     the total of every request it took (re-asks included), and `adjustments` says which
     mode was used and why.
+    `reasoning_replay` names the assistant-message field under which this provider
+    wants its reasoning back on a tool-call turn (the registry row's flag, e.g.
+    "reasoning_content" for DeepSeek); `to_message()` uses it.
 
     `cost` is what it cost, or None; then `no_cost_reason` says why (an unknown model,
     no usage reported...): never a guessed 0. It is worked out on first access, so an
@@ -166,6 +176,7 @@ class ChatResponse:
     attempt: int = 1
     adjustments: tuple[str, ...] = ()
     parsed: Any = None
+    reasoning_replay: str | None = None
     # (pricer, target, unix time of the answer), set by the client that made it
     _pricing: Any = field(default=None, repr=False, compare=False)
     _priced: Any = field(default=None, init=False, repr=False, compare=False)
@@ -198,8 +209,19 @@ class ChatResponse:
         return self.content or ""
 
     def to_message(self) -> dict[str, Any]:
-        """This answer as an assistant message, ready to append to the conversation."""
-        return assistant(self.content, tool_calls=self.tool_calls)
+        """This answer as an assistant message, ready to append to the conversation.
+
+        It keeps what the provider needs on the next turn: each tool call's unknown
+        fields verbatim (`ToolCall.extra`), and, on a tool-call turn of a provider whose
+        registry row sets `reasoning_replay`, the reasoning under that field. DeepSeek's
+        thinking mode and Kimi answer 400 "reasoning_content is missing" without it
+        (DeepSeek-V3#1053, continuedev/continue#11600); other servers reject the
+        unknown field, hence a flag rather than always. An empty string stands in when
+        the turn had no reasoning: the check is for presence (obsidian-yolo PR #243)."""
+        message = assistant(self.content, tool_calls=self.tool_calls)
+        if self.reasoning_replay and self.tool_calls:
+            message[self.reasoning_replay] = self.reasoning or ""
+        return message
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (what `human chat --json` prints)."""

@@ -88,3 +88,32 @@ def test_secret_type_masks_itself_everywhere():
         import pickle
 
         pickle.dumps(secret)
+
+
+def test_canary_never_leaks_from_an_agent_run(driver, fake, config_for, caplog):
+    """A run whose model fails mid-way echoing the key, and runs that stop at the turn limit
+    and on a tool error: errors, results, steps and logs stay clean."""
+    from tests.client.agent_support import Model, answer, call
+
+    def lookup(q: str) -> str:
+        """Looks up."""
+        raise ValueError("lookup failed")
+
+    tool_turn = answer(None, [call("lookup", {"q": "x"})])
+    model = Model(tool_turn, then=(401, {"error": {"message": f"Incorrect API key provided: {CANARY}"}}))
+    fake.respond(model).as_default()
+    handle = driver.client(config_for(reliability={"provider_retries": 0}))
+    emitted = []
+    with caplog.at_level(logging.DEBUG, logger="human"):
+        with pytest.raises(HumanError) as caught:
+            handle.run_stream("go", tools=[lookup])
+        emitted += [str(caught.value), repr(caught.value), repr(vars(caught.value)), repr(handle.last.messages)]
+        model.then = tool_turn
+        with pytest.raises(human.MaxTurnsError) as stopped:
+            handle.run("go", tools=[lookup], max_turns=2)
+        with pytest.raises(human.ToolRunError) as failed:
+            handle.run("go", tools=[lookup], on_tool_error="raise")
+        for error in (stopped.value, failed.value):
+            emitted += [str(error), repr(error), repr(error.result), repr(error.__cause__)]
+    emitted.append(caplog.text)
+    assert [text for text in emitted if CANARY in text] == []

@@ -10,7 +10,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from human.config.registry import ROW_FIELDS, ProviderRow, builtin_rows, lookup, row_from_mapping, suggest
+from human.config.registry import (
+    OPTIONAL_ROW_FIELDS,
+    ROW_FIELDS,
+    ProviderRow,
+    builtin_rows,
+    lookup,
+    row_from_mapping,
+    suggest,
+)
 from human.errors import ConfigError
 
 # Every name of the reference program's compatible-provider table ([Mar], 88 names), exactly
@@ -84,7 +92,8 @@ def test_the_file_is_versioned_and_every_row_has_exactly_the_row_fields():
     document = json.loads(files("human.config").joinpath("providers.json").read_text(encoding="utf-8"))
     assert document["version"] == 1
     for raw in document["providers"]:
-        assert tuple(raw) == ROW_FIELDS, raw["name"]
+        assert tuple(key for key in raw if key in ROW_FIELDS) == ROW_FIELDS, raw["name"]
+        assert set(raw) - set(ROW_FIELDS) <= set(OPTIONAL_ROW_FIELDS), raw["name"]
 
 
 @pytest.mark.parametrize("index", range(len(raw_rows())))
@@ -323,3 +332,19 @@ def test_a_documented_default_model_carries_its_source():
         assert row.default_model.strip() == row.default_model
         assert "http" in row.default_model_source, row.name
     assert all(row.default_model is None for row in ROWS if row.local)  # a local server has no fixed model
+
+
+# ---- optional fields -----------------------------------------------------------------------
+
+
+def test_reasoning_replay_is_set_only_on_the_rows_whose_servers_need_it():
+    flagged = {row.name: row.reasoning_replay for row in ROWS if row.reasoning_replay}
+    assert flagged == dict.fromkeys(["deepseek", "moonshot", "kimi-code", "moonshot-intl"], "reasoning_content")
+    assert lookup("groq").reasoning_replay is None  # Groq rejects unknown message fields
+
+
+def test_an_optional_field_may_be_left_out_and_is_checked_when_present():
+    assert row_from_mapping(a_valid_row(), where="r").reasoning_replay is None
+    assert row_from_mapping(a_valid_row(reasoning_replay="reasoning"), where="r").reasoning_replay == "reasoning"
+    with pytest.raises(ConfigError, match="reasoning_replay.*'reasoning_content', 'reasoning'"):
+        row_from_mapping(a_valid_row(reasoning_replay="thinking"), where="r")

@@ -191,3 +191,22 @@ def test_shipped_schema_is_valid_json_schema_and_agrees_with_examples():
     jsonschema.validate(good, schema())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"providers": [{"name": "x", "base_url": 1}]}, schema())
+
+
+def test_mcp_servers_and_the_tool_fields_of_a_provider_entry_are_part_of_the_schema(tmp_path: Path):
+    data = {"providers": [{"name": "local", "base_url": "http://127.0.0.1:8080/v1", "native_tools": False,
+                           "reasoning_replay": "reasoning_content"}],
+            "mcp_servers": {"files": {"command": "npx", "args": ["-y", "server"], "allow": ["read_*"],
+                                      "prefix": "fs_", "timeout": 120},
+                            "remote": {"url": "https://mcp.example.com/mcp", "token_env": "MCP_TOKEN"}}}
+    jsonschema.validate(data, schema())
+    config = load_config(write(tmp_path / "c.json", data), env={})
+    assert config.warnings == ()
+    assert config.mcp_servers["files"]["prefix"] == "fs_"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path / "bad.json", {"mcp_servers": {"files": {"command": "x", "timeout": "soon"}}}),
+                    env={})
+    assert caught.value.pointer == "/mcp_servers/files/timeout"
+    with pytest.raises(ConfigError, match="reasoning_replay"):
+        load_config(write(tmp_path / "bad2.json", {"providers": [{"name": "x", "base_url": "http://127.0.0.1/v1",
+                                                                 "reasoning_replay": "thoughts"}]}), env={})

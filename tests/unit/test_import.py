@@ -87,3 +87,10 @@ def test_structured_output_and_pydantic_load_only_when_asked_for():
         "print('human.structured' in sys.modules, 'pydantic' in sys.modules)\n"
     )
     assert out.split() == ["False", "True", "False"]
+
+
+def test_the_agent_package_loads_no_optional_extra():
+    """MCP and pydantic are imported only when a server is opened or a model class is used."""
+    loaded = json.loads(fresh("import sys, json; import human.agent, human; human.tool(lambda city: city, name='f'); "
+                              "print(json.dumps(sorted(sys.modules)))"))
+    assert not [name for name in loaded if name.split(".")[0] in ("mcp", "pydantic", "anyio", "httpx2", "aiohttp")]

@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="answer as one JSON object: fields ('name str, age int, bio: a short bio'; types str, "
                            "int, float, bool) or a JSON Schema (a .json file, or inline JSON)")
     chat.add_argument("--schema-multi", action="store_true", help="with --schema: a JSON array of such objects")
+    chat.add_argument("--functions", action="append", default=[], metavar="FILE.py",
+                      help="tools: every public function in this Python file (repeatable)")
+    chat.add_argument("--mcp", action="append", default=[], metavar="NAME",
+                      help="tools: the tools of this server from the config's mcp_servers (repeatable; needs "
+                           "pip install 'human[mcp]')")
+    chat.add_argument("--tools-approve", "--ta", action="store_true",
+                      help="ask y/n on the terminal before each tool call")
+    chat.add_argument("--chain-limit", type=int, default=10, metavar="N",
+                      help="with tools: at most N model calls per prompt (default 10; 0: no limit)")
     chat.add_argument("--dry-run", action="store_true",
                       help="print URL, headers (key masked) and body; send nothing (in a terminal without a "
                            "prompt: the interactive chat, printing each turn's request)")

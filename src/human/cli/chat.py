@@ -56,14 +56,24 @@ def run(args: argparse.Namespace, out: Output) -> int:
     history = _history(args, config, out)
     if history is None:
         return 2
+    tools = _tools(args)
+    if tools and settings.schema is not None:
+        out.info("human: error: --schema does not combine with --functions / --mcp yet: ask for the tools' "
+                 "answer first, then for its structure")
+        return 2
     log = False if args.no_log or not logging_on(config.env) else log_path(config.env)
     with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out),
                 log=log) as client:
         if interactive:
             from .interactive import repl  # readline is loaded only for a terminal chat
 
-            return repl(client, settings, out, history)
-        ask(client, messages_for(settings, prompt, history), settings, out)
+            return repl(client, settings, out, history, tools)
+        if tools:
+            from .tools import ask_with_tools
+
+            ask_with_tools(client, messages_for(settings, prompt, history), settings, tools, out)
+        else:
+            ask(client, messages_for(settings, prompt, history), settings, out)
     return 0
 
 
@@ -124,6 +134,19 @@ def _history(args: argparse.Namespace, config: Config, out: Output) -> list[dict
         return None
     out.info(f"(continuing conversation {conversation}: {len(history)} messages)")
     return history
+
+
+def _tools(args: argparse.Namespace) -> Any:
+    """--functions, --mcp, --tools-approve, --chain-limit (cli/tools.py), or None."""
+    if not (args.functions or args.mcp):
+        if args.tools_approve:
+            raise ConfigError("--tools-approve needs tools: add --functions FILE.py or --mcp NAME")
+        return None
+    if args.chain_limit < 0:
+        raise ConfigError("--chain-limit takes a number of model calls, 0 for no limit")
+    from .tools import Tools, load_functions
+
+    return Tools(load_functions(args.functions), list(args.mcp), args.tools_approve, args.chain_limit)
 
 
 def collect_secrets(config: Config, out: Output) -> None:

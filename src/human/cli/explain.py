@@ -23,6 +23,7 @@ from ..errors import (
     AuthenticationError,
     ConfigError,
     HumanError,
+    MaxTurnsError,
     StructuredOutputError,
     TruncatedOutputError,
 )
@@ -45,6 +46,10 @@ def explain(exc: BaseException, config: Config | None, *, debug: bool = False) -
         if exc.partial is not None and exc.partial.content:
             lines.append("human: (the partial answer above is incomplete)")
         return lines, 1
+    if isinstance(exc, MaxTurnsError):
+        turns = len(exc.result.steps)
+        return [f"the model still asked for tools after {turns} turns; nothing more was sent — raise the limit "
+                "with --chain-limit N (0: no limit)"], 1
     if isinstance(exc, HumanError):
         return [str(exc)], 1
     if isinstance(exc, OSError):

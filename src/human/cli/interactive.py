@@ -136,8 +136,10 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def repl(client: Client, settings: Settings, out: Output, resumed: list[dict[str, Any]] | None = None) -> int:
-    """The chat loop; `resumed` is a logged conversation to go on with (`-c`, `--cid`)."""
+def repl(client: Client, settings: Settings, out: Output, resumed: list[dict[str, Any]] | None = None,
+         tools: Any = None) -> int:
+    """The chat loop; `resumed` is a logged conversation to go on with (`-c`, `--cid`); with
+    `tools` (cli/tools.Tools) each prompt goes through the agent loop."""
     state = _setup_readline()
     settings = dataclasses.replace(settings, images=list(settings.images))  # /set edits a copy
     if not settings.dry_run:
@@ -210,6 +212,9 @@ def repl(client: Client, settings: Settings, out: Output, resumed: list[dict[str
                 continue
             history.append(user(text, *images))
             images = []
+            if tools:
+                history = _tool_turn(client, history, settings, out, tools)
+                continue
             try:
                 response = ask(client, history, settings, out)
             except KeyboardInterrupt:
@@ -228,3 +233,27 @@ def repl(client: Client, settings: Settings, out: Output, resumed: list[dict[str
             history.append(response.to_message())
     finally:
         _save_history(state)
+
+
+def _tool_turn(client: Client, history: list[dict[str, Any]], settings: Settings, out: Output,
+               tools: Any) -> list[dict[str, Any]]:
+    """One prompt with tools; returns the conversation to go on with. After a failure or
+    Ctrl-C it keeps what the run did (every tool call answered), or drops the prompt when
+    nothing was done."""
+    from .tools import ask_with_tools
+
+    started: list[Any] = []
+    try:
+        run = ask_with_tools(client, history, settings, tools, out, started)
+    except KeyboardInterrupt:
+        out.clear_status()
+        out.newline_if_needed()
+        out.info("(stopped)")
+    except HumanError as exc:
+        out.fail(exc)
+    else:
+        return history[:-1] if run is None else list(run.messages)  # None: a dry run, nothing sent
+    run = started[0] if started else None
+    if run is None or run.plan is None or not run.plan.steps:
+        return history[:-1]
+    return list(run.messages)

@@ -2,7 +2,7 @@
 answers and stderr for everything else, prints each warning once, and turns exceptions
 into one actionable line (`explain.py` words it).
 
-On a terminal, and only there: errors are red and reasoning is dimmed (unless NO_COLOR
+On a terminal, and only there: errors are red, reasoning and tool calls are dimmed (unless NO_COLOR
 is set, https://no-color.org), and a transient status line ("waiting for groq…",
 "rate limited, retrying in 2.0 s (attempt 2/3)") stands on stderr until the next thing
 is printed, which first erases it. Piped output gets none of these bytes.
@@ -111,6 +111,14 @@ class Output:
             return
         self.clear_status()
         self.stderr.write(self._paint(DIM, self.clean(text)))
+        self.stderr.flush()
+
+    def dim(self, text: str) -> None:
+        """A line on stderr that is not the answer (a tool call and its result): dimmed on
+        a terminal, on a line of its own."""
+        self.clear_status()
+        self.newline_if_needed()
+        self.stderr.write(self._paint(DIM, self.clean(text)) + "\n")
         self.stderr.flush()
 
     def status(self, text: str) -> None:

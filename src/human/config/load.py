@@ -108,6 +108,12 @@ class Config:
         return timeouts
 
     @property
+    def mcp_servers(self) -> Mapping[str, Mapping[str, Any]]:
+        """The `mcp_servers` section: name -> settings (agent/mcp.py builds servers from it)."""
+        servers: Mapping[str, Mapping[str, Any]] = self.data.get("mcp_servers", {})
+        return servers
+
+    @property
     def limits(self) -> Mapping[str, int]:
         limits: Mapping[str, int] = self.data.get("limits", {})
         return limits

@@ -26,7 +26,8 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["ROW_FIELDS", "STRUCTURED_MODES", "ProviderRow", "builtin_rows", "lookup", "row_from_mapping", "suggest"]
+__all__ = ["OPTIONAL_ROW_FIELDS", "ROW_FIELDS", "STRUCTURED_MODES", "ProviderRow", "builtin_rows", "lookup",
+           "row_from_mapping", "suggest"]
 
 ROW_FIELDS: tuple[str, ...] = (
     "name",
@@ -48,6 +49,22 @@ ROW_FIELDS: tuple[str, ...] = (
     "default_model",
     "default_model_source",
 )
+
+# Fields a row may leave out; the value is what a row without it means. Only rows that
+# need a non-default value carry the field (issue 13: set where a provider needs it).
+#   reasoning_replay   the assistant-message field under which the provider wants its
+#                      reasoning back on tool-call turns, or null: never sent back. Set to
+#                      "reasoning_content" on deepseek (thinking mode: 400 "Missing
+#                      reasoning_content field in the assistant message",
+#                      deepseek-ai/DeepSeek-V3#1053, langgenius/dify#32222) and the Kimi
+#                      rows moonshot, moonshot-intl, kimi-code (400 "thinking is enabled but
+#                      reasoning_content is missing in assistant tool call message",
+#                      continuedev/continue#11600 and PR #11806). Not on by default: Groq and
+#                      others reject an unknown field in a message.
+OPTIONAL_ROW_FIELDS: dict[str, Any] = {
+    "reasoning_replay": None,
+}
+REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 AUTH_STYLES = ("bearer", "api-key", "none")
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -87,6 +104,7 @@ class ProviderRow:
     # document none); offered by `human config init`, never sent unless chosen.
     default_model: str | None = None
     default_model_source: str = ""
+    reasoning_replay: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -109,12 +127,12 @@ def row_from_mapping(data: Mapping[str, Any], *, where: str) -> ProviderRow:
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected an object with the fields {', '.join(ROW_FIELDS)}, found {_kind(data)}")
-    unknown = [key for key in data if key not in ROW_FIELDS]
+    unknown = [key for key in data if key not in ROW_FIELDS and key not in OPTIONAL_ROW_FIELDS]
     if unknown:
         raise ConfigError(
             f"{where}: unknown field {unknown[0]!r}"
             + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
-            + f"; expected only: {', '.join(ROW_FIELDS)}"
+            + f"; expected only: {', '.join((*ROW_FIELDS, *OPTIONAL_ROW_FIELDS))}"
         )
     missing = [key for key in ROW_FIELDS if key not in data]
     if missing:
@@ -159,6 +177,7 @@ def row_from_mapping(data: Mapping[str, Any], *, where: str) -> ProviderRow:
         notes=_text(data, "notes", row_where, allow_empty=True),
         default_model=default_model,
         default_model_source=model_source,
+        reasoning_replay=_reasoning_replay(data, row_where),
     )
 
 
@@ -261,6 +280,13 @@ def _choice(data: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: 
             f"{where}: field {key!r}: expected one of {', '.join(map(repr, allowed))}, found {_kind(value)}"
         )
     return value
+
+
+def _reasoning_replay(data: Mapping[str, Any], where: str) -> str | None:
+    value = data.get("reasoning_replay")
+    if value is None:
+        return None
+    return _choice(data, "reasoning_replay", REASONING_FIELDS, where)
 
 
 def _aliases(data: Mapping[str, Any], where: str) -> tuple[str, ...]:

@@ -106,6 +106,8 @@ class Target:
     max_response_bytes: int = 16 << 20
     max_stream_bytes: int = 64 << 20
     network: Network = field(default_factory=Network)
+    reasoning_replay: str | None = None  # registry flag: see ProviderRow / ChatResponse.to_message
+    native_tools: bool | None = None  # providers[].native_tools: False = emulate tools (agent/emulate.py)
 
     def request_headers(self, *, stream: bool = False) -> dict[str, str]:
         """The real headers, key included: only the transport calls this."""
@@ -274,6 +276,8 @@ def resolve(
         max_response_bytes=limits.get("max_response_bytes", 16 << 20),
         max_stream_bytes=limits.get("max_stream_bytes", 64 << 20),
         network=_network(name, entry, config, headers),
+        reasoning_replay=settings.get("reasoning_replay"),
+        native_tools=entry.get("native_tools"),
     )
 
 
@@ -323,7 +327,8 @@ def _checked(name: str, value: str, source: str) -> Secret:
     return Secret(value, source)
 
 
-_ROW_SETTINGS = ("api_key_env", "requires_key", "local", "auth", "token_field", "stream_usage", "structured_output")
+_ROW_SETTINGS = ("api_key_env", "requires_key", "local", "auth", "token_field", "stream_usage", "structured_output",
+                 "reasoning_replay")
 
 
 def _settings(row: ProviderRow | None, entry: Mapping[str, Any]) -> dict[str, Any]:

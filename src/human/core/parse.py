@@ -197,12 +197,21 @@ def _tool_calls(items: Any) -> tuple[ToolCall, ...]:
         elif call_id.__class__ is not str or not call_id:
             call_id = synthetic_call_id(len(calls), name, arguments)
         kind = item.get("type")
+        extra = None
+        if not _MODELLED.issuperset(item):  # rare: a server's own fields (thought_signature)
+            extra = {key: value for key, value in item.items() if key not in _MODELLED} or None
         calls.append(
             ToolCall(
-                id=call_id, name=name, arguments=arguments, type=kind if kind.__class__ is str and kind else "function"
+                id=call_id, name=name, arguments=arguments, type=kind if kind.__class__ is str and kind else "function",
+                extra=extra,
             )
         )
     return tuple(calls)
+
+
+# The fields of a tool call we read; any other is kept verbatim in `ToolCall.extra`. `index`
+# is a position in a stream, not part of the call, and is never sent back.
+_MODELLED = frozenset({"id", "type", "function", "index", "name", "arguments"})
 
 
 def _json_error(exc: json.JSONDecodeError, body_preview: str, where: dict[str, Any]) -> BadResponseError:

@@ -66,8 +66,10 @@ __all__ = ["StreamAssembler"]
 
 _loads = json.loads
 
-# One tool call being assembled: [id, name, argument fragments, type].
-_ID, _NAME, _ARGS, _TYPE = 0, 1, 2, 3
+# One tool call being assembled: [id, name, argument fragments, type, extra fields or None].
+_ID, _NAME, _ARGS, _TYPE, _EXTRA = 0, 1, 2, 3, 4
+# The fragment fields read above; any other (Gemini's extra_content) is kept verbatim.
+_MODELLED = frozenset({"id", "type", "function", "index", "name", "arguments"})
 
 
 class StreamAssembler:
@@ -304,6 +306,9 @@ class StreamAssembler:
             kind = fragment.get("type")
             if kind and kind.__class__ is str:
                 call[_TYPE] = kind
+            if not _MODELLED.issuperset(fragment):
+                call[_EXTRA] = {**(call[_EXTRA] or {}),
+                                **{key: value for key, value in fragment.items() if key not in _MODELLED}}
             if new:
                 events.append(ToolCallStart(position, call[_ID], call[_NAME]))
             arguments = function.get("arguments")
@@ -352,7 +357,7 @@ class StreamAssembler:
 
     def _new(self, call_id: str | None) -> int:
         position = len(self._calls)
-        self._calls.append([call_id, "", [], "function"])
+        self._calls.append([call_id, "", [], "function", None])
         if call_id is not None:
             self._by_id[call_id] = position
         return position
@@ -443,4 +448,4 @@ class StreamAssembler:
 def _tool_call(call: list[Any], position: int) -> ToolCall:
     arguments = "".join(call[_ARGS])
     call_id = call[_ID] or synthetic_call_id(position, call[_NAME], arguments)
-    return ToolCall(id=call_id, name=call[_NAME], arguments=arguments, type=call[_TYPE])
+    return ToolCall(id=call_id, name=call[_NAME], arguments=arguments, type=call[_TYPE], extra=call[_EXTRA])
