@@ -44,6 +44,7 @@ DOC = REPO / "docs" / "performance.md"
 KEEP_MARK = "<!-- notes below this line are kept by bench/run.py -->"
 
 sys.path.insert(0, str(BENCH))
+import batch as batch_bench  # noqa: E402
 import spec  # noqa: E402
 
 CLIENTS = ["human", "human-async", "human-log", "httpx", "aiohttp", "openai"]
@@ -57,10 +58,10 @@ FOREIGN_RETRY = 0.25  # a client run during which other processes used more than
 
 FULL = dict(rounds=5, seq=2000, seq_warm=50, conc=5000, conc_warm=256, width=64, streams=500, stream_warm=20,
             long=20, long_warm=2, cold_runs=5, dry_runs=10, scale_small=1000, scale_big=100000,
-            scale_streams=1000)
+            scale_streams=1000, batch_lines=100000, batch_latency_lines=20000, batch_rpm_window=60)
 QUICK = dict(rounds=1, seq=300, seq_warm=20, conc=1000, conc_warm=128, width=64, streams=100, stream_warm=5,
              long=5, long_warm=1, cold_runs=3, dry_runs=5, scale_small=1000, scale_big=10000,
-             scale_streams=1000)
+             scale_streams=1000, batch_lines=20000, batch_latency_lines=5000, batch_rpm_window=30)
 
 
 def log(msg: str) -> None:
@@ -587,6 +588,9 @@ def main() -> int:
     p.add_argument("--out", help="markdown output (default docs/performance.md; --quick: bench/results/quick.md)")
     p.add_argument("--no-pin", action="store_true", help="do not pin client and server to CPUs")
     p.add_argument("--no-scale", action="store_true", help="skip the scaling checks")
+    p.add_argument("--no-batch", action="store_true", help="skip the `human batch` figures")
+    p.add_argument("--batch-only", action="store_true",
+                   help="only the `human batch` figures (writes bench/results/batch.md, or batch-quick.md)")
     p.add_argument("--serve", action="store_true", help="only start the target and keep it up until Ctrl-C")
     args = p.parse_args()
 
@@ -625,6 +629,8 @@ def main() -> int:
             while nginx.proc.poll() is None:
                 time.sleep(1)
             return 1
+        if args.batch_only:
+            return batch_only(args, cfg, env)
         runner = Runner(args, cfg, env, nginx)
         report = measure(runner, clients, cfg, args)
     except KeyboardInterrupt:
@@ -746,6 +752,10 @@ def measure(runner: Runner, clients: list[str], cfg: dict, args) -> dict:
                 f"{s['streams']['complete']}/{s['streams']['n']}, content events "
                 f"{s['streams']['content_events']}/{s['streams']['expected_content_events']}")
 
+    if not args.no_batch and "human" in live:
+        report["batch"] = measure_batch(cfg, runner.env, args)
+        report["errors"] += report["batch"]["errors"]
+
     # pool: median over rounds
     pooled: dict[str, dict[str, float]] = {}
     for c in clients:
@@ -775,6 +785,32 @@ def measure(runner: Runner, clients: list[str], cfg: dict, args) -> dict:
     report["nginx_busy_max"] = max((r.get("nginx_busy", 0) for rr in report["rounds"] for r in rr["runs"].values()),
                                    default=None)
     return report
+
+
+def measure_batch(cfg: dict, env: dict[str, str], args) -> dict:
+    """The `human batch` figures (bench/batch.py): the CLI on the client CPU, its upstream
+    (nginx, or bench/slow_target.py) on the server CPU."""
+    pin = not args.no_pin
+    try:
+        return batch_bench.measure(human=VENV / "bin" / "human", state=STATE, cfg=cfg, env=env,
+                                   client_cpu=CLIENT_CPU if pin else None, server_cpu=SERVER_CPU if pin else None,
+                                   log=log)
+    except Exception as exc:  # noqa: BLE001 - one failed section must not lose the rest of the run
+        log(f"batch: FAILED: {exc}")
+        return {"errors": 1, "failed": str(exc)[-2000:]}
+
+
+def batch_only(args, cfg: dict, env: dict[str, str]) -> int:
+    result = measure_batch(cfg, env, args)
+    if "failed" in result:
+        return 1
+    RESULTS.mkdir(exist_ok=True)
+    name = "batch-quick" if args.quick else "batch"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = "\n".join(batch_bench.render(result, args.quick))
+    (RESULTS / f"{name}.md").write_text(md + "\n")
+    print(md)
+    return 1 if result["errors"] else 0
 
 
 # ---- markdown ----------------------------------------------------------------------------
@@ -958,6 +994,11 @@ def render(report: dict, json_path: Path) -> str:
         w("")
         w("aiohttp's row is a reference for what the transport itself does.")
         w("")
+
+    if report.get("batch") and "failed" not in report["batch"]:
+        L.extend(batch_bench.render(report["batch"], quick))
+    elif report.get("batch"):
+        w(f"## Batch (`human batch`)\n\n**FAILED**: {report['batch']['failed'][-300:]}\n")
 
     if dry:
         w("## Start-up of the CLI")

@@ -26,6 +26,9 @@ _EXPORTS = {
     "Target": "config",
     "Timeouts": "config",
     "Secret": "core.secret",
+    "batch": "batching.api",
+    "BatchSummary": "batching",
+    "BatchProgress": "batching",
     "NOT_GIVEN": "core.wire",
     **dict.fromkeys(["run", "tool", "Tool", "RunResult", "RunStream", "AsyncRunStream", "Step", "ToolRun", "MCPServer",
                      "ToolStartEvent", "ToolResultEvent"], "agent"),
@@ -47,6 +50,7 @@ _EXPORTS = {
             "CircuitOpenError", "ToolError", "ToolArgumentsError", "ToolRunError", "MCPServerError",
             "MaxTurnsError", "AllAttemptsFailedError", "ClientClosedError", "StructuredOutputError",
             "TruncatedOutputError", "OutputAttempt",
+            "BatchInputError", "BatchStoppedError",
         ],
         "errors",
     ),
@@ -82,6 +86,9 @@ if TYPE_CHECKING:  # what type checkers see; "X as X" marks an explicit re-expor
     from .agent import ToolStartEvent as ToolStartEvent
     from .agent import run as run
     from .agent import tool as tool
+    from .batching import BatchProgress as BatchProgress
+    from .batching import BatchSummary as BatchSummary
+    from .batching.api import batch as batch
     from .client import AsyncChatStream as AsyncChatStream
     from .client import AsyncClient as AsyncClient
     from .client import ChatStream as ChatStream

@@ -39,6 +39,7 @@ from .types import ChatResponse, StreamEvent
 
 if TYPE_CHECKING:
     from .agent import AsyncRunStream, RunResult, RunStream
+    from .batching import BatchSummary
     from .discover import Found
     from .structured.drive import AsyncStructuredStream, StructuredStream
 
@@ -852,6 +853,14 @@ class AsyncClient(_Base):
         from .agent.drive import AsyncRunStream
 
         return AsyncRunStream(self, messages, tools=tools, **settings)
+    async def batch(self, input: str | Path, output: str | Path, **options: Any) -> BatchSummary:
+        """Send every request in the JSONL file `input` through this client, writing each
+        result to `output` as it finishes; rerun to resume. Options: concurrency, rpm, tpm,
+        retry_failed, skip_invalid, dry_run, errors, progress (see `human.batch`)."""
+        self._check_open()
+        from .batching import run_with  # the runner sits above the client; loaded on first use
+
+        return await run_with(self, input, output, **options)
 
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""

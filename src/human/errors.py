@@ -3,7 +3,8 @@
     HumanError                          root: `except HumanError` catches every failure
     ├── ConfigError                     bad config file, env value or argument (.path, .pointer)
     │   ├── UnknownProviderError        with "did you mean ..." from the registry
-    │   └── MissingCredentialError      names the env var and the config key to set
+    │   ├── MissingCredentialError      names the env var and the config key to set
+    │   └── BatchInputError             a batch file's bad lines, with line numbers (.problems)
     ├── APIError                        .provider .model .status .request_id .partial
     │   ├── APIConnectionError          refused, reset, DNS, a proxy that refused (.reason)
     │   │   ├── APITimeoutError         .kind: connect | first_byte | idle | total | call
@@ -29,7 +30,8 @@
     ├── MaxTurnsError                   a run reached max_turns (.result: the conversation to resume)
     ├── StructuredOutputError           no answer fitted the type, re-asks included (.attempts .usage)
     │   └── TruncatedOutputError        finish_reason "length" cut the JSON short; never re-asked
-    └── AllAttemptsFailedError          retries and fallbacks exhausted (.attempts)
+    ├── AllAttemptsFailedError          retries and fallbacks exhausted (.attempts)
+    └── BatchStoppedError               a batch run ended early, resumable (.summary .cause)
 
 Programmer mistakes (using a closed client) raise `ClientClosedError`, a `RuntimeError`,
 so `except HumanError` never hides a bug.
@@ -53,6 +55,8 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "BatchInputError",
+    "BatchStoppedError",
     "BadResponseError",
     "CircuitOpenError",
     "ClientClosedError",
@@ -126,6 +130,16 @@ class UnknownProviderError(ConfigError):
 
 class MissingCredentialError(ConfigError):
     """A provider that needs a key has none (never raised for key-less local servers)."""
+
+
+class BatchInputError(ConfigError):
+    """A batch's input or output file cannot be used as it is: malformed lines, duplicate
+    `custom_id`s, results in the output that belong to other requests. Raised before any
+    request is sent. `problems` lists `(line number, what is wrong)`; `path` is the file."""
+
+    def __init__(self, message: str, *, problems: tuple[tuple[int, str], ...] = (), **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.problems = problems
 
 
 # ---- talking to a server ----------------------------------------------------------
@@ -443,6 +457,18 @@ class AllAttemptsFailedError(HumanError):
     @property
     def last(self) -> HumanError:
         return self.attempts[-1].error
+
+
+class BatchStoppedError(HumanError):
+    """A batch run stopped before every line was done: the account is out of quota, the
+    key was refused, the provider kept refusing, or the run was interrupted. Every
+    result already written stays; rerunning the same command resumes. `summary` is the
+    run's `human.BatchSummary`, `cause` the error that stopped it (None if interrupted)."""
+
+    def __init__(self, message: str, *, summary: Any, cause: HumanError | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.cause = cause
 
 
 # ---- programmer errors ----------------------------------------------------------------

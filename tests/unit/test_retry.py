@@ -153,3 +153,15 @@ def test_client_errors_do_not_open_the_circuit_breaker():
         result, actions = drive(plan, [ContextLengthError("too long", status=400)])
         assert isinstance(result, ContextLengthError)  # sent every time, never skipped
     assert breaker.allow("a", 0.0)
+
+
+def test_rate_limits_do_not_open_the_circuit_breaker():
+    """A 429 is the server answering; a batch gets several at once, and they must not shut
+    the provider out for recovery_s when it asked for a second's wait."""
+    breaker = CircuitBreaker(threshold=2, recovery_s=30)
+    for _ in range(3):
+        plan = Plan(providers=["a"], models=["m"], resolve=lambda p, m: (p, m), policy=RetryPolicy(retries=0),
+                    breaker=breaker)
+        result, actions = drive(plan, [RateLimitError("slow down", status=429, retry_after=1.0)])
+        assert isinstance(result, RateLimitError)
+    assert breaker.allow("a", 0.0)

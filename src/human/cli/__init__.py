@@ -148,6 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--no-save", action="store_true", help="do not save the capability profile")
     doctor.add_argument("--timeout", type=float, metavar="SECONDS", help="the whole of each probe request")
+
+    from .batch import add_parser as add_batch
+
+    add_batch(commands, common)
     return parser
 
 
@@ -172,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .logs import run
         elif args.command == "usage":
             from .logs import run_usage as run
+        elif args.command == "batch":
+            from .batch import run
         else:
             _parser().print_help()
             return 2

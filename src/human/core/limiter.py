@@ -22,30 +22,40 @@ Bucket rules (one dimension):
   it is paid for before anyone else goes;
 - a refund adds back, never above `capacity`; an under-estimate takes more (debt).
 
-`capacity` decides burstiness. `Limiter.pacing(rpm=600)` keeps the bucket at one request,
+`capacity` decides burstiness. `Limiter.pacing(rpm=600)` starts the bucket at one request,
 so 600 requests are spread over the minute (what a batch run wants: a provider counts
 its window its own way); `Limiter(rpm=600)` lets 600 through at once and then one every
 100 ms (what a gateway key limit means: "600 in any minute").
+
+Pacing keeps a little slack (`PACING_SLACK_S` of refill above one request): a caller that
+sleeps as told always wakes a little late (timer granularity, a busy event loop), and a
+bucket capped at exactly one request throws that lateness away on every request, so the
+rate drifts low (1 ms late per 100 ms interval is 1 % fewer requests). With the slack the
+next wait is that much shorter and the long-run rate stays exact.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Bucket", "Limiter"]
+__all__ = ["PACING_SLACK_S", "Bucket", "Limiter"]
+
+PACING_SLACK_S = 0.1
 
 
 @dataclass(slots=True)
 class Bucket:
-    """One dimension: `capacity` units, refilled at `rate` units per second."""
+    """One dimension: `capacity` units, refilled at `rate` units per second. A new bucket
+    starts full, or at `start` units when given."""
 
     rate: float
     capacity: float
+    start: float | None = None
     level: float = 0.0
-    stamp: float | None = None  # None: never used; a new bucket starts full
+    stamp: float | None = None  # None: never used
 
     def __post_init__(self) -> None:
-        self.level = self.capacity
+        self.level = self.capacity if self.start is None else min(self.start, self.capacity)
 
     def refill(self, now: float) -> None:
         if self.stamp is None:
@@ -87,9 +97,19 @@ class Limiter:
 
     @classmethod
     def pacing(cls, *, rpm: float | None = None, tpm: float | None = None) -> Limiter:
-        """Smooth limits: no burst beyond one request (and one second's worth of tokens),
-        so N requests per minute are spread evenly over the minute."""
-        return cls(rpm=rpm, tpm=tpm, request_burst=1.0, token_burst=None if tpm is None else max(tpm / 60.0, 1.0))
+        """Smooth limits: the first request goes at once, then N requests per minute are
+        spread evenly over the minute (with `PACING_SLACK_S` to absorb late wake-ups);
+        tokens may burst one second's worth."""
+        limiter = cls(rpm=rpm, tpm=tpm, token_burst=None if tpm is None else max(tpm / 60.0, 1.0))
+        if rpm is not None:
+            rate = rpm / 60.0
+            limiter.requests = Bucket(rate, 1.0 + rate * PACING_SLACK_S, start=1.0)
+        return limiter
+
+    @property
+    def paused_until(self) -> float:
+        """The moment a `pause` ends (0.0 if there never was one)."""
+        return self._paused_until
 
     @property
     def unlimited(self) -> bool:

@@ -23,7 +23,8 @@ that would end after it.
     anything else (400/401/403/404...)  no              no                no: raised at once
 
 A circuit breaker per provider skips one that failed `threshold` call sequences in a
-row until `recovery_s` have passed; then one call is let through (half-open).
+row until `recovery_s` have passed; then one call is let through (half-open). Rate
+limits (429) neither open nor close it: the provider is up, and says when to return.
 """
 
 from __future__ import annotations
@@ -147,9 +148,12 @@ class Plan:
                                 self.policy.retries + 1)
                     slept += wait
                 # Only failures of the provider count against it; a 400 or a 401 shows
-                # that it is up and answering.
-                down = error is not None and (error.retryable or isinstance(error, RateLimitError))
-                self.breaker.record(provider, not down, self.now())
+                # that it is up and answering. A 429 counts neither way: the server answered
+                # and said when to come back, and requests in flight together (a batch) get
+                # their 429s together, which must not shut the provider out for recovery_s.
+                if not isinstance(error, RateLimitError):
+                    down = error is not None and error.retryable
+                    self.breaker.record(provider, not down, self.now())
                 if isinstance(error, ContextLengthError):
                     break  # the next model may have a larger window; other providers won't help
                 if error is not None and not _worth_another(error) and not _other_provider_may_help(error):
