@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import aiohttp  # noqa: F401 - imported now, not inside the first timed run (it blocks the loop ~0.5 s)
 import pytest
 
 import human
+import human.transport.aio  # noqa: F401 - imported now, not inside the first timed run (it blocks the loop)
 from human import AsyncClient, BatchInputError, BatchStoppedError
 from tests.batch.conftest import CANARY, prompt, read_output, write_input
 from tests.fakes.batch_replies import BatchReplies, answer_for
