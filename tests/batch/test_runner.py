@@ -391,3 +391,12 @@ def test_a_key_the_server_echoes_back_never_reaches_the_output(fake, tmp_path, r
     run(source, tmp_path / "out.jsonl", concurrency=1, errors=tmp_path / "errors.jsonl")
     for name in ("out.jsonl", "errors.jsonl"):
         assert CANARY not in (tmp_path / name).read_text()
+
+
+def test_the_input_output_and_errors_files_must_be_three_files(tmp_path, run):
+    source = write_input(tmp_path / "in.jsonl", 2)
+    with pytest.raises(ValueError, match="the input and the output are the same file"):
+        run(source, source)
+    with pytest.raises(ValueError, match="the output and the errors file are the same file"):
+        run(source, tmp_path / "out.jsonl", errors=tmp_path / "out.jsonl")
+    assert len(source.read_text().splitlines()) == 2 and not (tmp_path / "out.jsonl").exists()

@@ -85,6 +85,7 @@ async def run(client: BatchClient, source: str | Path, output: str | Path,
     source = Path(source)
     if not source.is_file():
         raise BatchInputError(f"no input file {source}", path=str(source))
+    _distinct(source, Path(output), None if options.errors is None else Path(options.errors))
     default_model = _default_model(client, options.dry_run)  # a line's own "model" wins
     # Reading the output and checking the input take seconds for a big file: off the event
     # loop, so whatever else runs on it (the caller's own tasks) is not held up.
@@ -118,6 +119,19 @@ async def run(client: BatchClient, source: str | Path, output: str | Path,
             "Every result so far is in the output: run the same command again to resume",
             summary=summary, cause=batch.cause)
     return summary
+
+
+def _distinct(source: Path, output: Path, errors: Path | None) -> None:
+    """The three files must be three: the errors file is rewritten whole at the end."""
+    named = {"the input": source, "the output": output}
+    if errors is not None:
+        named["the errors file"] = errors
+    seen: dict[Path, str] = {}
+    for role, path in named.items():
+        real = path.resolve()
+        if real in seen:
+            raise ValueError(f"{seen[real]} and {role} are the same file ({path}); name another")
+        seen[real] = role
 
 
 def _default_model(client: BatchClient, dry_run: bool) -> str | None:
