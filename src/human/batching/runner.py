@@ -4,9 +4,9 @@ does not hold yet, within the limits, writing each result as it arrives.
 `--concurrency` workers share the input, read a line at a time: each takes the next
 line, waits for the rate limiter and the adaptive window, sends the request with the
 client's retries, fallbacks and circuit breaker, and writes its line; a ticker draws
-progress and fsyncs. Results are keyed by `custom_id` and written in the order they finish, never by
-position (wave2.md E.2.2: providers return batches out of order, one even under the
-wrong keys at 10K+ requests, googleapis/python-genai#1909).
+progress and fsyncs. Results are keyed by `custom_id` and written in the order they
+finish, never by position (wave2.md E.2.2: providers return batches out of order, one
+even under the wrong keys at 10K+ requests, googleapis/python-genai#1909).
 
 What happens to a failed request is decided in `control.py`; the output file's rules
 are in `ledger.py`; the line formats in `lines.py`.
