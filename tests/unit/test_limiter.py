@@ -91,3 +91,11 @@ def test_unlimited_and_invalid_settings() -> None:
     assert Limiter().unlimited and Limiter().acquire(10**9, 0.0) == 0.0
     with pytest.raises(ValueError, match="rpm must be positive"):
         Limiter(rpm=0)
+
+
+def test_a_pause_can_be_read_back_and_only_ever_lengthens():
+    limiter = Limiter.pacing(rpm=60)
+    assert limiter.paused_until == 0.0
+    limiter.pause(5.0, now=10.0)
+    limiter.pause(1.0, now=11.0)  # a shorter Retry-After does not cut the pause short
+    assert limiter.paused_until == 15.0
