@@ -8,6 +8,7 @@ against `slow_target.py` (a fixed 100 ms latency), both on the server CPU.
                       at 256 / 0.1 s = 2,560)
     --rpm 600         requests that reach the upstream in the 60 s after the first one
 
+Runs pass `--no-log`: what the exchange log costs is the bench's `human-log` row.
 Requests/s is over the sending phase (the summary's `sent / elapsed`: first send to last
 result); the whole command's wall time (start-up and the check of every line included) is
 shown beside it. Every run must end with every line succeeded, or the run is invalid.
@@ -62,7 +63,7 @@ def run_batch(human: Path, source: Path, output: Path, config: Path, *more: str,
     `stop_after` is polled; when it says so the run is ended (SIGTERM: what it wrote stays,
     line by line; SIGINT may be ignored by a process started in the background)."""
     output.unlink(missing_ok=True)
-    cmd = [str(human), "batch", str(source), "-o", str(output), "--config", str(config), "--json", *more]
+    cmd = [str(human), "batch", str(source), "-o", str(output), "--config", str(config), "--json", "--no-log", *more]
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     began = time.perf_counter()
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=preexec)
@@ -93,7 +94,7 @@ def peak_rss_mib(human: Path, source: Path, output: Path, config: Path, *more: s
     """A run measured with os.wait4, so its own peak RSS is known (not the maximum over
     every child this process ever had, as RUSAGE_CHILDREN would give)."""
     output.unlink(missing_ok=True)
-    cmd = [str(human), "batch", str(source), "-o", str(output), "--config", str(config), "--json", *more]
+    cmd = [str(human), "batch", str(source), "-o", str(output), "--config", str(config), "--json", "--no-log", *more]
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     began = time.perf_counter()
     with open(os.devnull, "wb") as devnull, open(output.with_suffix(".summary.json"), "wb") as summary_file:

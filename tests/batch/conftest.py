@@ -13,6 +13,8 @@ import pytest
 from tests.fakes.batch_replies import BatchReplies
 
 CANARY = "sk-canary-batch-9d2e4f6a8b0c1e3d5f7a"
+# The fake server's model has a price (per million tokens), so answers carry a cost.
+PRICES = [{"model": "test-model", "input_mtok": 1.0, "output_mtok": 2.0}]
 
 
 def prompt(number: int) -> str:
@@ -40,7 +42,7 @@ def make_config(tmp_path: Path, fake: Any) -> Callable[..., Path]:
         file.write_text(json.dumps({
             "default_provider": "local", "default_model": "test-model",
             "providers": [{"name": "local", "base_url": fake.url_v1, "api_key": CANARY}],
-            "reliability": {"provider_retries": 0, **reliability}}))
+            "reliability": {"provider_retries": 0, **reliability}, "prices": PRICES}))
         os.chmod(file, 0o600)
         return file
 

@@ -21,8 +21,9 @@ from tests.batch.conftest import CANARY, read_output, write_input
 from tests.fakes.batch_replies import BatchReplies
 
 
-def human(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "human", *args], capture_output=True, text=True, timeout=timeout)
+def human(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "human", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def start(*args: str, **kw) -> subprocess.Popen:
@@ -40,7 +41,7 @@ def test_a_complete_run_exits_0_and_prints_only_the_summary_off_a_terminal(tmp_p
     assert result.stdout == ""
     assert result.stderr.startswith("human batch: 20 of 20 lines succeeded\n")
     assert "\r" not in result.stderr and "\x1b" not in result.stderr  # no progress line into a file or pipe
-    assert "this run: 20 sent" in result.stderr and "cost unknown" in result.stderr
+    assert "this run: 20 sent" in result.stderr and "; $0.00" in result.stderr  # priced: see conftest PRICES
 
 
 def test_json_puts_the_summary_on_stdout_and_nothing_on_stderr(tmp_path, config, replies):
@@ -78,7 +79,7 @@ def test_dry_run_prints_count_models_and_token_estimate(fake, tmp_path, config, 
     assert result.stdout.splitlines() == [
         "10 lines: 10 to send, 0 already done, 0 invalid",
         "  test-model (local): 10 requests, ~90 input tokens, output up to 640 tokens",
-        "  estimated cost: unknown (no price for some of these models)",
+        "  estimated cost: $0.00009 for the input + up to $0.00128 for the output",
     ]
     assert fake.requests == [] and not (tmp_path / "out.jsonl").exists()
 
@@ -105,6 +106,24 @@ def test_no_key_reaches_the_terminal_or_the_files(fake, tmp_path, config, replie
     for text in (result.stdout, result.stderr, (tmp_path / "out.jsonl").read_text(),
                  (tmp_path / "errors.jsonl").read_text()):
         assert CANARY not in text
+
+
+def test_each_request_goes_into_the_exchange_log_unless_no_log(tmp_path, config, replies):
+    import sqlite3
+    from decimal import Decimal
+
+    state = {"HU_STATE_DIR": str(tmp_path / "state")}
+    source = write_input(tmp_path / "in.jsonl", 5)
+    assert human(*batch_args(source, tmp_path / "out.jsonl", config), env=state).returncode == 0
+    more = write_input(tmp_path / "more.jsonl", 3, start=100)
+    assert human(*batch_args(more, tmp_path / "more.out", config, "--no-log"), env=state).returncode == 0
+    database = tmp_path / "state" / "logs.db"
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT prompt, cost FROM exchanges").fetchall()
+    assert sorted(prompt for prompt, _ in rows) == [f"question {n}" for n in range(5)]
+    costs = {line["custom_id"]: line["human"]["cost"] for line in read_output(tmp_path / "out.jsonl")}
+    assert sum(Decimal(cost) for _, cost in rows) == pytest.approx(Decimal(str(sum(costs.values()))))
+    assert CANARY.encode() not in database.read_bytes()
 
 
 def test_the_progress_line_is_redrawn_in_place_on_a_terminal_at_most_4_times_a_second(fake, tmp_path, config):
@@ -143,8 +162,7 @@ def test_the_progress_line_is_redrawn_in_place_on_a_terminal_at_most_4_times_a_s
     assert process.returncode == 0, text
     assert stdout == b"" and progress, text
     for line in progress:
-        assert re.fullmatch(r"\d+/48 done  [\d.]+ req/s  \S+ tokens  (\$0\.0000|cost unknown)  ETA (\?|\d+:\d\d)",
-                            line), line
+        assert re.fullmatch(r"\d+/48 done  [\d.]+ req/s  \S+ tokens  \$0\.\d+  ETA (\?|\d+:\d\d)", line), line
     assert len(progress) <= 4 * elapsed + 2  # ≤ 4 Hz (elapsed is measured from outside: generous)
     assert "\r\x1b[2Khuman batch: 48 of 48 lines succeeded" in text  # the status line erased, then the summary
 

@@ -158,8 +158,11 @@ def test_dry_run_counts_and_estimates_and_touches_nothing(fake, tmp_path, run, r
     assert summary.dry_run and fake.requests == [] and not (tmp_path / "out.jsonl").exists()
     assert models["test-model"]["requests"] == 6 and models["test-model"]["completion_limit"] == 300
     assert models["test-model"]["prompt_tokens"] == 6 * 9  # "question N": 3 tokens + 3 framing + 3 priming
+    assert models["test-model"]["prompt_cost"] == pytest.approx(54e-6)  # PRICES: $1 and $2 per million
+    assert models["test-model"]["completion_limit_cost"] == pytest.approx(300 * 2e-6)
+    # an unpriced model on a local server (the fake is on 127.0.0.1) is free, as its answers would be
     assert models["big-model"] == {"provider": "local", "requests": 1, "prompt_tokens": 8, "completion_limit": 0,
-                                   "without_limit": 1, "prompt_cost": None, "completion_limit_cost": None}
+                                   "without_limit": 1, "prompt_cost": 0.0, "completion_limit_cost": 0.0}
 
 
 # ---- resume -----------------------------------------------------------------------------------
@@ -400,3 +403,13 @@ def test_the_input_output_and_errors_files_must_be_three_files(tmp_path, run):
     with pytest.raises(ValueError, match="the output and the errors file are the same file"):
         run(source, tmp_path / "out.jsonl", errors=tmp_path / "out.jsonl")
     assert len(source.read_text().splitlines()) == 2 and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_client_made_with_log_on_logs_every_request_of_the_batch(fake, tmp_path, config, replies):
+    import sqlite3
+
+    source = write_input(tmp_path / "in.jsonl", 4)
+    human.batch(source, tmp_path / "out.jsonl", config=config, log=tmp_path / "log.db")
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        prompts = sorted(row[0] for row in db.execute("SELECT prompt FROM exchanges"))
+    assert prompts == [f"question {n}" for n in range(4)]

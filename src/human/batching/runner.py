@@ -34,7 +34,7 @@ from .seams import estimate_cost, response_cost
 from .summary import BatchProgress, BatchSummary, Meter
 
 if TYPE_CHECKING:
-    from ..config import Target
+    from ..config import Config, Target
     from ..types import ChatResponse
 
 __all__ = ["BatchClient", "BatchOptions", "run"]
@@ -45,6 +45,7 @@ class BatchClient(Protocol):
     above the client, does not import it: `AsyncClient.batch` imports this one)."""
 
     _progress: Callable[[Send | Sleep], None] | None
+    config: Config
 
     def target(self, provider: str | None = None, model: str | None = None, *, require_key: bool = True,
                discover: bool = True) -> Target: ...
@@ -185,8 +186,8 @@ def _estimate(client: BatchClient, found: Scan, dry_run: bool) -> dict[str, Any]
         if not dry_run:  # tokens are counted only for a dry run (it costs a pass over every message)
             models[model] = {"provider": target.provider, "requests": counts.requests}
             continue
-        prompt_cost = estimate_cost(target.provider, target.model, counts.prompt_tokens, 0)
-        limit_cost = estimate_cost(target.provider, target.model, 0, counts.completion_limit)
+        prompt_cost = estimate_cost(client.config, target, counts.prompt_tokens, 0)
+        limit_cost = estimate_cost(client.config, target, 0, counts.completion_limit)
         models[model] = {
             "provider": target.provider,
             "requests": counts.requests,

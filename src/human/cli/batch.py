@@ -5,7 +5,8 @@ On a terminal, stderr shows one live status line (redrawn at most 4 times a seco
     412/1,000 done  3 failed  96.1 req/s  58.2k tokens  $0.0213  ETA 0:06
 
 then a summary. When stderr is not a terminal only the summary is printed (`--json`: as
-JSON on stdout). Exit status: 0 every line succeeded · 1 some lines failed, or the run
+JSON on stdout). Each request goes into the exchange log (`human logs`) unless `--no-log`
+or `human logs off`. Exit status: 0 every line succeeded · 1 some lines failed, or the run
 stopped early (rerun to resume) · 2 the input is invalid, nothing was sent · 130 Ctrl-C.
 """
 
@@ -41,6 +42,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="check the file and print the count, models, tokens and cost estimate; send nothing")
     batch.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     batch.add_argument("--timeout", type=float, help="timeout per request in seconds")
+    batch.add_argument("--no-log", action="store_true",
+                       help="do not put the requests in the exchange log (see `human logs off`)")
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -49,11 +52,14 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from ..config import load_config
     from ..errors import BatchStoppedError
     from .chat import collect_secrets
+    from .logs import log_path, logging_on
 
     config = load_config(args.config)
     out.config = config
     collect_secrets(config, out)
     live = out.terminal and not args.dry_run
+    # Every request goes into the exchange log, as every `human chat` exchange does (issue 12).
+    log = False if args.no_log or args.dry_run or not logging_on(config.env) else log_path(config.env)
 
     def progress(snapshot: BatchProgress) -> None:
         if live:
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             args.input, args.output, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm,
             retry_failed=args.retry_failed, skip_invalid=args.skip_invalid, dry_run=args.dry_run,
             errors=args.errors, progress=progress, provider=args.provider, model=args.model, config=config,
-            timeout=args.timeout)
+            timeout=args.timeout, log=log)
     except BatchStoppedError as exc:
         _print_summary(exc.summary, args, out)
         out.error(f"human: error: {exc}")
@@ -146,7 +152,7 @@ def dry_run_text(s: Any) -> str:
     for name, m in sorted(s.estimate["models"].items()):
         bound = f"output up to {m['completion_limit']:,} tokens" if m["completion_limit"] else "output not bounded"
         if m["without_limit"] and m["completion_limit"]:
-            bound += f" ({m['without_limit']:,} lines set no max_tokens)"
+            bound += f" ({_count(m['without_limit'], 'line sets', 'lines set')} no max_tokens)"
         lines.append(f"  {name} ({m['provider']}): {m['requests']:,} requests, ~{m['prompt_tokens']:,} input "
                      f"tokens, {bound}")
         if m["prompt_cost"] is None:
@@ -157,11 +163,15 @@ def dry_run_text(s: Any) -> str:
     if not s.estimate["models"]:
         lines.append("  nothing to send")
     elif priced:
-        lines.append(f"  estimated cost: ${total_prompt:,.4f} for the input"
-                     + (f" + up to ${total_limit:,.4f} for the output" if total_limit else ""))
+        lines.append(f"  estimated cost: {_usd(total_prompt)} for the input"
+                     + (f" + up to {_usd(total_limit)} for the output" if total_limit else ""))
     else:
         lines.append("  estimated cost: unknown (no price for some of these models)")
     return "\n".join(lines)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number:,} {one if number == 1 else many}"
 
 
 def _short(number: int) -> str:
@@ -175,8 +185,17 @@ def _short(number: int) -> str:
 def _money(cost: float, unpriced: int, answered: int) -> str:
     if answered and unpriced == answered:
         return "cost unknown"
-    text = f"${cost:,.4f}"
-    return text + (f" (+{unpriced:,} unpriced)" if unpriced else "")
+    return _usd(cost) + (f" (+{unpriced:,} unpriced)" if unpriced else "")
+
+
+def _usd(amount: float) -> str:
+    """Cents from a dollar up, six decimals below (a batch of cheap calls costs fractions
+    of a cent): "$12.35", "$0.000285", "$0.00"."""
+    if amount >= 1 or amount == 0:
+        return f"${amount:,.2f}"
+    text = f"{amount:.6f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
 
 def _clock(seconds: float) -> str:
