@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--no-save", action="store_true", help="do not save the capability profile")
     doctor.add_argument("--timeout", type=float, metavar="SECONDS", help="the whole of each probe request")
+    from .gateway import add_parser as add_gateway
+
+    add_gateway(commands, common)
     return parser
 
 
@@ -172,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .logs import run
         elif args.command == "usage":
             from .logs import run_usage as run
+        elif args.command == "gateway":
+            from .gateway import run
         else:
             _parser().print_help()
             return 2
