@@ -64,9 +64,16 @@ def build(config: Config, *, host: str | None = None, port: int | None = None) -
         from ..store.writer import logbook_for
 
         if settings.database_url:
-            from ..store.postgres import PostgresStore
+            import functools
 
-            logbook = logbook_for(PostgresStore(settings.database_url))
+            from ..store.postgres import PostgresStore
+            from ..store.writer import Logbook
+
+            PostgresStore(settings.database_url).close()  # reachable, and migrated, before the first request
+            # A logbook of its own that opens the store itself: after a failed write it
+            # reconnects (a database restart must not stop the usage rows for good).
+            logbook = Logbook(functools.partial(PostgresStore, settings.database_url),
+                              name=PostgresStore.describe(settings.database_url))
         else:
             from ..store import default_path
 
