@@ -87,6 +87,6 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def start(tmp_path: Path, data: dict[str, Any], **settings: Any) -> Running:
+def start(tmp_path: Path, data: dict[str, Any]) -> Running:
     config = load_config(write_config(tmp_path, data))
-    return Running(build(config, host="127.0.0.1", port=0, **settings))
+    return Running(build(config, host="127.0.0.1", port=0))

@@ -125,8 +125,8 @@ class Gateway:
 
         app = web.Application(client_max_size=self.settings.max_body_bytes, handler_args={"access_log": None})
         chat = ChatHandler(self)
-        app.router.add_route("*", "/v1/chat/completions", chat)
-        app.router.add_route("*", "/chat/completions", chat)
+        app.router.add_route("*", "/v1/chat/completions", chat.handle)
+        app.router.add_route("*", "/chat/completions", chat.handle)
         app.router.add_get("/v1/models", self._timed(self._models))
         app.router.add_get("/v1/models/{id:.+}", self._timed(self._model))
         app.router.add_get("/health", self._timed(self._health))

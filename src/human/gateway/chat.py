@@ -61,7 +61,7 @@ class ChatHandler:
         self.client = gateway.client
         self._rewrites: dict[tuple[str, str, str], Rewrite] = {}
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         t0 = perf_counter()
         metrics = self.gw.metrics
         metrics.in_flight += 1
