@@ -96,8 +96,8 @@ def test_tools_whole_and_streamed(gateway: Any, fake: FakeServer) -> None:
     fake.stream([
         {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
             {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}}]},
-        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city"'}}]}}]},
-        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ': "Oslo"}'}}]}}]},
+        *({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}}]}
+          for part in ('{"city"', ': "Oslo"}')),
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     ])
     chunks = list(sdk(gw).chat.completions.create(model="fast", messages=HI, tools=TOOLS, stream=True))

@@ -84,10 +84,11 @@ def test_an_error_event_before_any_output_falls_back(gateway: Any, fake: FakeSer
     headers, events = raw_stream(gw)
     joined = b"".join(events)
     assert b"second try" in joined and b"overloaded" not in joined
-    assert events.count(ROLE_EVENT := b"data: " + json.dumps(ROLE).encode()) == 1, ROLE_EVENT
+    assert events.count(b"data: " + json.dumps(ROLE).encode()) == 1  # the failed attempt's role chunk is not sent
 
 
-def test_a_failure_after_the_first_output_ends_with_an_error_event_and_no_done(gateway: Any, fake: FakeServer, config: dict[str, Any]) -> None:
+def test_a_failure_after_the_first_output_ends_with_an_error_event_and_no_done(gateway: Any, fake: FakeServer,
+                                                                               config: dict[str, Any]) -> None:
     config["reliability"]["fallback_providers"] = ["backup"]
     gw = gateway()
     fake.stream([ROLE, content("partial "), content("answer")], drop_after=3, drop_with="rst")
