@@ -19,8 +19,8 @@ Per gateway, median over rounds (each round: every measurement for every gateway
 - requests/s at 64 in flight (wrk -c64), and the gateway's CPU per request (its processes'
   utime + stime over the run, / requests);
 - 50-chunk streams/s at 16 in flight, and CPU per stream;
-- RSS after a warm-up and after 100,000 requests (10,000 with --quick): flat means the
-  second is within 5 MB of the first;
+- RSS once warm (after the measurements above) and after 100,000 more requests (10,000
+  with --quick) at 64 in flight: flat means the second is within 5 MB of the first;
 - time to first token on a paced upstream (200 ms, then 20 chunks 50 ms apart; 5 streams):
   TTFT and the widest gap between chunks, less the same measured straight.
 Every wrk run checks its answers' status: a run with non-2xx answers marks the result
@@ -317,14 +317,14 @@ def measure(gateway: Gateway, cfg: dict, work: Path) -> dict:
     seconds = cfg["seconds"]
     out: dict = {}
     wrk(gateway.url + "/v1/chat/completions", body(gateway.model), gateway.key, 16, 1, work)  # warm-up
-    out["rss_start_mb"] = gateway.rss_mb()
     one = wrk(gateway.url + "/v1/chat/completions", body(gateway.model), gateway.key, 1, seconds, work)
     out.update(p50_ms=one["p50_ms"], p99_ms=one["p99_ms"], bad=one["bad"])
     many = loaded(gateway, body(gateway.model), 64, seconds, work)
     out.update(rps=many["rps"], cpu_us=many["cpu_us"], bad=out["bad"] + many["bad"])
     streams = loaded(gateway, body(gateway.stream_model, stream=True), 16, seconds, work)
     out.update(streams_s=streams["rps"], cpu_us_stream=streams["cpu_us"], bad=out["bad"] + streams["bad"])
-    served = one["requests"] + many["requests"] + streams["requests"]
+    out["rss_start_mb"] = gateway.rss_mb()  # warm: after every kind of request, at full width
+    served = 0
     while served < cfg["rss_requests"]:
         more = wrk(gateway.url + "/v1/chat/completions", body(gateway.model), gateway.key, 64, seconds, work)
         served += more["requests"]
@@ -352,7 +352,8 @@ def render(report: dict) -> str:
              f"{len(rounds)} round(s), medians; each gateway alone on CPU 1, nginx + wrk + the paced upstream on "
              f"CPU 0. Direct to nginx at 1 in flight: p50 {_f(base_p50, 3)} ms, p99 {_f(base_p99, 3)} ms.", "",
              "| gateway | added p50 c=1 (ms) | added p99 c=1 (ms) | req/s c=64 | CPU µs/req | 50-chunk streams/s "
-             "c=16 | CPU µs/stream | RSS MB (warm → after N req) | paced TTFT added (ms) | widest gap added (ms) |",
+             "c=16 | CPU µs/stream | RSS MB (warm → after N more requests) | paced TTFT added (ms) "
+             "| widest gap added (ms) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in report["gateways"]:
         if not any(name in r for r in rounds):

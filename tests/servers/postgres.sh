@@ -19,6 +19,9 @@ install() {
 }
 as_pg() { su postgres -s /bin/bash -c "$*"; }
 start() {
+  if [ -n "$(bin)" ] && "$(bin)/pg_isready" -q -h 127.0.0.1 -p "$PORT" 2>/dev/null; then
+    echo "postgres already answers on $PORT"; return
+  fi
   install; B=$(bin)
   mkdir -p "$DIR"; chown postgres "$DIR"
   [ -f "$DIR/data/PG_VERSION" ] || as_pg "$B/initdb -D '$DIR/data' -A trust -U postgres" >/dev/null

@@ -17,6 +17,7 @@ install() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 }
 start() {
+  if redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG; then echo "redis already answers on $PORT"; return; fi
   install; mkdir -p "$RUN_DIR"
   redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no --daemonize yes \
     --pidfile "$PIDFILE" --logfile "$RUN_DIR/redis-$PORT.log"

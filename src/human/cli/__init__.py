@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     usage = commands.add_parser("usage", parents=[common], help="tokens and cost from the log, by day, provider, "
                                 "model")
     usage.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w, or a date such as 2026-12-01")
-    usage.add_argument("--by", metavar="KEYS", help="comma-separated: day, provider, model (default: all three)")
+    usage.add_argument("--by", metavar="KEYS", help="comma-separated: day, provider, model, key (the gateway key; "
+                       "default: day, provider, model)")
     usage.add_argument("--json", action="store_true")
 
     providers = commands.add_parser("providers", parents=[common], help="list providers, or show how one resolves")

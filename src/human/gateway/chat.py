@@ -120,10 +120,9 @@ class ChatHandler:
             if parsed.stream:
                 return await self._stream(request, parsed, route, record, t0)
             return await self._whole(request, parsed, route, record, t0)
-        except BaseException as exc:  # the caller went away (cancelled, or a write failed)
+        except BaseException as exc:  # the caller went away (cancelled)
             if record.error_type is None and not isinstance(exc, HumanError):
-                record.error_type, record.error = "ClientDisconnected", "the caller disconnected"
-                gw.metrics.error("disconnected")
+                self._gone(record)
             raise
         finally:
             self._settle(key, reserved, record, parsed)
@@ -171,10 +170,13 @@ class ChatHandler:
         response = web.Response(body=answer, headers={
             "Content-Type": "application/json", "x-human-overhead-ms": f"{overhead * 1000:.3f}",
             "x-human-provider": target.provider})
-        await response.prepare(request)
-        await response.write_eof()
-        record.total_ms = (perf_counter() - t0) * 1000
         self.gw.metrics.record(route.id, 200, False, overhead, waited)
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:  # the caller left just as the answer was ready
+            self._gone(record)
+        record.total_ms = (perf_counter() - t0) * 1000
         return response
 
     # ---- streams ----------------------------------------------------------------------------
@@ -234,6 +236,8 @@ class ChatHandler:
             if failure is not None or not relay.complete:
                 await self._broken(response, relay, failure, record)
             await response.write_eof()
+        except ConnectionResetError:  # a write to a caller that went away
+            self._gone(record)
         finally:
             await chunks.aclose()
             self._meter_stream(relay, record, parsed, target)
@@ -292,6 +296,10 @@ class ChatHandler:
             record.error_type, record.error = "TruncatedStream", message
         self.gw.metrics.error("upstream_stream")
         await response.write(error_event(message, code="stream_interrupted"))
+
+    def _gone(self, record: UsageRecord) -> None:
+        record.error_type, record.error = "ClientDisconnected", "the caller disconnected"
+        self.gw.metrics.error("disconnected")
 
     def _meter_stream(self, relay: Relay, record: UsageRecord, parsed: ChatRequest, target: Target) -> None:
         record.served = relay.model or None
