@@ -207,6 +207,7 @@ async def serve(gateway: Gateway, *, ready: Callable[[str], None] | None = None,
                 stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
     """Run until `stop` is set (or the task is cancelled). `ready(url)` is called once
     listening (the port may be 0: the URL has the real one)."""
+    _few_arenas()
     app = gateway.app()
     # handler_cancellation: a caller that disconnects cancels its handler, and with it the
     # upstream request (aiohttp >= 3.9 leaves handlers running by default).
@@ -224,3 +225,21 @@ async def serve(gateway: Gateway, *, ready: Callable[[str], None] | None = None,
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
         await runner.cleanup()
+
+
+def _few_arenas() -> None:
+    """At most two glibc malloc arenas (MALLOC_ARENA_MAX=2, unless the environment sets
+    it). The usage log's writer thread gets an arena of its own by default, and its
+    fragmentation grew the gateway's RSS by ~25 MB over 30,000 requests while the Python
+    heap stayed flat; with two arenas RSS levels off (measured with bench/gateway.py)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX (malloc.h)
+    except (OSError, AttributeError):  # not glibc (musl): nothing to tune
+        pass
