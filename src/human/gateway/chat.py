@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -36,10 +36,16 @@ from .request import ChatRequest, Rewrite, parse_request
 from .usage import UsageRecord, price
 
 if TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping
+
+    from ..client import AsyncClient
     from ..config import Target
-    from .app import Gateway
+    from ..pricing import Pricer
     from .keys import GatewayKey
-    from .settings import Route
+    from .limits import Limits
+    from .metrics import Metrics
+    from .settings import Route, Settings
 
 __all__ = ["ChatHandler"]
 
@@ -55,8 +61,24 @@ _STREAM_HEADERS = {
 }
 
 
+class Host(Protocol):
+    """What the handler uses of the gateway process (`app.Gateway`)."""
+
+    client: AsyncClient
+    settings: Settings
+    routes: dict[str, Route]
+    metrics: Metrics
+    limits: Limits
+    pricer: Pricer
+    logbook: Any
+    log: logging.Logger
+    require_keys: bool
+
+    def authenticate(self, headers: Mapping[str, str]) -> GatewayKey | None: ...
+
+
 class ChatHandler:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Host) -> None:
         self.gw = gateway
         self.client = gateway.client
         self._rewrites: dict[tuple[str, str, str], Rewrite] = {}
