@@ -232,8 +232,11 @@ def wrk(url: str, payload: dict, key: str, connections: int, seconds: float, wor
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     script.write_text("wrk.method = 'POST'\n" f"wrk.body = {json.dumps(json.dumps(payload))}\n"
                       + "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items()))
+    # --timeout 30s: wrk's default of 2 s counts a slow answer (the LiteLLM proxy's streams at
+    # 16 in flight) as a failure; slow is measured, not failed.
     out = subprocess.run(["taskset", "-c", SERVER_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+                          "--timeout", "30s", "-s", str(script), url], capture_output=True, text=True,
+                         check=True).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
