@@ -112,7 +112,7 @@ def _serve(args: argparse.Namespace, out: Output) -> int:
         raise ConfigError("--workers needs a fixed --port (the processes share it)")
     line = gateway.describe()
     if workers > 1 and not gateway.limits.shared:
-        line = line.replace("N processes allow N times", f"{workers} workers: each key gets {workers} times")
+        line = line.replace("N processes allow N times", f"{workers} workers allow {workers} times")
     out.info(f"human gateway: {line}")
     if workers == 1:
         _run(gateway, out, reuse_port=False)
