@@ -4,6 +4,7 @@
     python3 bench/run.py                 # full run (5 rounds), writes docs/performance.md
     python3 bench/run.py --quick         # short smoke run, writes bench/results/quick.md
     python3 bench/run.py --rounds 5
+    python3 bench/gateway.py             # only the gateway benchmark (run.py runs it too, last)
 
 Run as root on Debian: it installs nginx (apt) and its own venv in bench/.state/venv
 (pip, pinned by bench/requirements.txt plus `pip install -e .` of this checkout), starts
@@ -592,6 +593,8 @@ def main() -> int:
     p.add_argument("--batch-only", action="store_true",
                    help="only the `human batch` figures (writes bench/results/batch.md, or batch-quick.md)")
     p.add_argument("--serve", action="store_true", help="only start the target and keep it up until Ctrl-C")
+    p.add_argument("--no-gateway", action="store_true",
+                   help="skip the gateway benchmark (bench/gateway.py) that follows the client benchmark")
     args = p.parse_args()
 
     cfg = dict(QUICK if args.quick else FULL)
@@ -658,7 +661,12 @@ def main() -> int:
         f"{json_path.relative_to(REPO)} in {report['elapsed_s'] / 60:.1f} min")
     print()
     print(md)
-    return 1 if report["errors"] else 0
+    status = 1 if report["errors"] else 0
+    if not args.no_gateway and not args.clients:
+        import gateway  # human gateway beside the LiteLLM proxy (issue 15), on the same machine, after
+
+        status = max(status, gateway.main(["--quick"] if args.quick else []))
+    return status
 
 
 def measure(runner: Runner, clients: list[str], cfg: dict, args) -> dict:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .batching import BatchSummary
     from .discover import Found
     from .structured.drive import AsyncStructuredStream, StructuredStream
+    from .transport.aio import AsyncExchange
 
 __all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client", "Progress"]
 
@@ -195,6 +196,21 @@ class _Base:
             first_target=first,
             deadline=deadline,
         )
+
+    def plan(self, provider: str | None = None, model: str | None = None) -> Plan:
+        """The retry plan a call to this provider and model follows (the config's retries,
+        fallbacks and circuit breaker, this client's breaker state): for a driver of its own
+        (the gateway drives it with `AsyncClient.send_prepared`)."""
+        return self._plan(provider, model, None)
+
+    def profile_changes(self, target: Target) -> tuple[frozenset[str], dict[str, str]]:
+        """(drop, rename) from the endpoint's capability profile (`human doctor`)."""
+        drop, rename = self._profile_changes(target)
+        return drop, rename
+
+    def stamped(self, exc: HumanError, target: Target) -> HumanError:
+        """`exc` saying who failed, scrubbed of the target's secrets (what `chat` raises)."""
+        return _stamp_error(exc, target)
 
     def _profile_changes(self, target: Target) -> Any:
         """(drop, rename) from the endpoint's capability profile, read once per client."""
@@ -861,6 +877,18 @@ class AsyncClient(_Base):
         from .batching import run_with  # the runner sits above the client; loaded on first use
 
         return await run_with(self, input, output, **options)
+
+    async def send_prepared(self, target: Target, body: bytes, *, stream: bool = False) -> AsyncExchange:
+        """Send a body already encoded for `target` (one exchange: no retry, no log) and
+        return the open exchange; a status >= 300 raises its classified error, scrubbed
+        of the target's secrets. The gateway's seam: it drives `plan()` itself."""
+        exchange = await self._transport.send(
+            "POST", target.url, target.request_headers(stream=stream), body, self._deadlines(target),
+            target.max_stream_bytes if stream else target.max_response_bytes, target.network)
+        if exchange.status >= 300:
+            raw = await exchange.read()
+            raise _stamp_error(self._error(target, exchange.status, exchange.headers, raw), target)
+        return exchange
 
     async def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's own `GET …/models` list."""

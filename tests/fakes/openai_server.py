@@ -7,6 +7,7 @@ what arrived:
     fake.stream([chunk, chunk], chunk_bytes=3)  # SSE, re-split into 3-byte writes
     fake.reply(status=429, json=..., headers={"Retry-After": "2"})
     fake.hang(3) / fake.trickle(body) / fake.reset_connection() / fake.stall_after_headers(...)
+    fake.hold_until_closed()                    # records when the client went away (fake.closed_at)
     fake.respond(lambda request: {...})         # computed from the request (a quirky server)
     ... client call ...
     fake.last.json, fake.requests, fake.connections
@@ -27,9 +28,11 @@ How a connection can end, and what a client sees:
 from __future__ import annotations
 
 import json as jsonlib
+import select
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -219,6 +222,7 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self.requests: list[Recorded] = []
         self.connections = 0
+        self.closed_at: list[float] = []  # when `hold_until_closed` saw the client go (time.monotonic())
         #: What an unscripted request gets; None means a 599 JSON error.
         self.default: Reply | None = None
 
@@ -260,6 +264,7 @@ class FakeServer:
             self._queue.clear()
             self.requests = []
             self.connections = 0
+            self.closed_at = []
             self.default = None
         return self
 
@@ -432,6 +437,36 @@ class FakeServer:
                 h.write(bytes([byte]), chunked=False)
 
         return self._push(Reply(act, "trickle"))
+
+    def hold_until_closed(self, seconds: float = 10.0, *, events: Sequence[Any] | None = None) -> FakeServer:
+        """Read the request, then wait for the client to close the connection (at most
+        `seconds`). With `events`, first send a stream's headers and those events. The
+        moment the close is seen (`time.monotonic()`) is appended to `closed_at`: a test
+        of cancellation compares it with when its own caller went away."""
+
+        def act(h: Handler) -> None:
+            if events is not None:
+                h.head(200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked"})
+                for event in events:
+                    h.write(_sse(event), chunked=True)
+            sock = h.connection
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not self._stopping.is_set():
+                readable, _, _ = select.select([sock], [], [], 0.005)
+                if not readable:
+                    continue
+                try:
+                    gone = sock.recv(1, socket.MSG_PEEK) == b""
+                except OSError:  # a reset: gone too
+                    gone = True
+                if gone:
+                    with self._lock:
+                        self.closed_at.append(time.monotonic())
+                    break
+                time.sleep(0.005)  # bytes the client sent: not a close
+            h.fin()
+
+        return self._push(Reply(act, "hold until closed"))
 
     def reset_connection(self) -> FakeServer:
         """Read the request, then reset the connection (RST) before any response byte."""

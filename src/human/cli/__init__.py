@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     usage = commands.add_parser("usage", parents=[common], help="tokens and cost from the log, by day, provider, "
                                 "model")
     usage.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w, or a date such as 2026-12-01")
-    usage.add_argument("--by", metavar="KEYS", help="comma-separated: day, provider, model (default: all three)")
+    usage.add_argument("--by", metavar="KEYS", help="comma-separated: day, provider, model, key (the gateway key; "
+                       "default: day, provider, model)")
     usage.add_argument("--json", action="store_true")
 
     providers = commands.add_parser("providers", parents=[common], help="list providers, or show how one resolves")
@@ -150,8 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--timeout", type=float, metavar="SECONDS", help="the whole of each probe request")
 
     from .batch import add_parser as add_batch
+    from .gateway import add_parser as add_gateway
 
     add_batch(commands, common)
+    add_gateway(commands, common)
     return parser
 
 
@@ -178,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .logs import run_usage as run
         elif args.command == "batch":
             from .batch import run
+        elif args.command == "gateway":
+            from .gateway import run
         else:
             _parser().print_help()
             return 2

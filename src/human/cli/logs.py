@@ -7,7 +7,7 @@
     human logs on | off            log `human chat` exchanges or not (on by default)
     human logs delete ID | --all   delete one exchange, or every one
     human usage                    tokens and cost by day, provider and model (--since,
-                                   --by day,provider,model, --json); the total line is the
+                                   --by day,provider,model,key, --json); the total line is the
                                    sum of the lines above it
 
 The log is ~/.human/logs.db, or $HU_STATE_DIR/logs.db. `human logs off` leaves a marker
@@ -87,9 +87,10 @@ def run_usage(args: argparse.Namespace, out: Output) -> int:
     config = load_config(args.config)
     path = log_path(config.env)
     by = [name.strip() for name in args.by.split(",") if name.strip()] if args.by else ["day", "provider", "model"]
-    unknown = [name for name in by if name not in ("day", "provider", "model")]
+    unknown = [name for name in by if name not in ("day", "provider", "model", "key")]
     if unknown:
-        out.info(f"human: error: --by takes day, provider and model (comma-separated), not {', '.join(unknown)}")
+        out.info(f"human: error: --by takes day, provider, model and key (the gateway key; comma-separated), "
+                 f"not {', '.join(unknown)}")
         return 2
     try:
         since = parse_since(args.since) if args.since else None

@@ -58,10 +58,10 @@ def mask(value: str | None) -> str:
 
 # Tokens that look like keys even when we do not know them (a server echoing a key
 # back, a key in a user-supplied header). Prefixes from the reference's scrubber plus
-# the common providers'.
+# the common providers', and `hgw-`, the keys of `human gateway`.
 _KEY_SHAPES = re.compile(
     r"(?i:bearer)\s+[A-Za-z0-9._~+/:=-]{8,}"
-    r"|(?:sk-|sk_|xai-|gsk_|pplx-|nvapi-|AIza|ghp_|gho_|ghs_|ghu_|glpat-|xox[bp]-|hf_|pypi-|npm_|shpat_|AKIA)"
+    r"|(?:sk-|sk_|xai-|gsk_|pplx-|nvapi-|AIza|ghp_|gho_|ghs_|ghu_|glpat-|xox[bp]-|hf_|pypi-|npm_|shpat_|AKIA|hgw-)"
     r"[A-Za-z0-9._-]{6,}"
 )
 

@@ -70,6 +70,7 @@ class Exchange(NamedTuple):
     error_type: str | None = None
     error: str | None = None
     thread_hash: bytes | None = None  # hash of every message sent plus the answer (8 bytes)
+    key_id: str | None = None  # the gateway key the request came with (human gateway), by id
 
     @property
     def ok(self) -> bool:
@@ -118,6 +119,7 @@ class UsageRow:
     reasoning_tokens: int
     cost: Decimal
     unpriced: int
+    key: str | None = None  # the gateway key id, when grouped "by key"
 
 
 class Store(Protocol):
@@ -145,7 +147,7 @@ class Store(Protocol):
         answer included: what to send, with a new question, to continue it."""
 
     def usage(self, since_ms: int | None, by: Sequence[str]) -> list[UsageRow]:
-        """Sums grouped by any of "day" (UTC), "provider", "model"."""
+        """Sums grouped by any of "day" (UTC), "provider", "model", "key" (the gateway key id)."""
 
     def delete(self, exchange_id: str) -> int:
         """Delete one exchange (id or unique prefix); the number deleted."""

@@ -9,6 +9,7 @@ that upgrading it gives exactly the schema of a new one.
                      the exchange it continues), the answer, usage, cost, attempts,
                      timings, the error if it failed; append-only. Ids are ULIDs, so the
                      primary key is also the time index (`--since` is a range of ids)
+    exchanges.key_id the gateway key of a request made through `human gateway` (m003)
     exchanges_fts    full-text index over prompt and answer (FTS5, external content),
                      brought up to date by the reader (`fts_upto`), never by the writer
 
@@ -113,3 +114,10 @@ def m002_full_text_search(db: sqlite3.Connection) -> None:
             INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, answer)
             VALUES ('delete', old.seq, old.prompt, old.answer);
         END""")
+
+
+@migration
+def m003_gateway_key(db: sqlite3.Connection) -> None:
+    # The gateway key a request came with (`human gateway`, issue 15): usage per key is a
+    # sum over rows, like every other total (no per-key counter is ever updated).
+    db.execute("ALTER TABLE exchanges ADD COLUMN key_id TEXT")

@@ -37,7 +37,8 @@ _INSERT_INTO = f"INSERT INTO exchanges ({', '.join(_COLUMNS)})"
 # Bound parameters per statement: 32766 since SQLite 3.32, 999 before.
 _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
-_GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model"}
+_GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model",
+           "key": "key_id"}
 
 
 class SQLiteStore:
@@ -218,7 +219,8 @@ class SQLiteStore:
             if exchanges == 0:
                 continue
             out.append(UsageRow(groups.get("day"), groups.get("provider"), groups.get("model"), exchanges, errors,
-                                prompt, completion, cached, reasoning, Decimal(cost), unpriced))
+                                prompt, completion, cached, reasoning, Decimal(cost), unpriced,
+                                groups.get("key")))
         return out
 
     # ---- deleting -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`Logbook`: how clients log without waiting for a database.
 
-A client hands each finished exchange over with `add()`: one deque append on the
+A client hands each finished exchange over with `add()` (the gateway hands over objects
+with a `row()` method instead, run on the writer's thread like `build`): one deque append on the
 caller's thread (or event loop), never a lock, never I/O. A daemon thread wakes every
 `interval` seconds (or as soon as `batch` exchanges wait), turns what is pending into rows
 (record.py: JSON, hashes, prices) and appends them to the store in one transaction. So
@@ -26,14 +27,21 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from . import Exchange, Store
 from .record import Finished, build, secrets_of
 
-__all__ = ["Logbook", "logbook_for"]
+__all__ = ["Logbook", "RowMaker", "logbook_for"]
 
 log = logging.getLogger("human.store")
+
+
+class RowMaker(Protocol):
+    """What a producer other than the clients hands over: its row is made on the writer's
+    thread (the gateway prices its usage rows there)."""
+
+    def row(self) -> Exchange | None: ...
 
 
 class Logbook:
@@ -43,7 +51,7 @@ class Logbook:
         self._owned = owned  # a store the caller made is never closed here
         self._interval, self._batch, self._max_pending = interval, batch, max_pending
         self.name = name
-        self._items: collections.deque[Finished] = collections.deque()
+        self._items: collections.deque[Finished | RowMaker] = collections.deque()
         self._rows: list[Exchange] = []  # built, not yet written (a failed write keeps them here)
         self._recent: dict[bytes, tuple[str, str]] = {}  # thread_hash -> (id, conversation) of rows made here
         self._store: Store | None = None
@@ -58,8 +66,9 @@ class Logbook:
     def __repr__(self) -> str:
         return f"Logbook({self.name!r}, pending={len(self._items) + len(self._rows)})"
 
-    def add(self, item: Finished) -> None:
-        """Take one finished exchange (see record.py for the tuple). Never blocks, never raises."""
+    def add(self, item: Finished | RowMaker) -> None:
+        """Take one finished exchange (see record.py for the tuple), or a `RowMaker`.
+        Never blocks, never raises."""
         self._items.append(item)
         if self._thread is None:
             self._start()
@@ -124,6 +133,11 @@ class Logbook:
         while items:
             item = items.popleft()
             try:
+                if not isinstance(item, tuple):  # a row maker of another producer (the gateway's usage rows)
+                    row = item.row()
+                    if row is not None:
+                        self._rows.append(row)
+                    continue
                 targets = item[8]
                 known = secrets.get(id(targets))
                 if known is None:
