@@ -317,7 +317,10 @@ def test_a_429_the_client_waits_out_pauses_the_other_workers_too(fake, tmp_path,
     refused = next(when for when, status, _ in replies.arrivals if status == 429)
     during = [when for when, status, _ in replies.arrivals if refused < when < refused + 0.45]
     assert summary.complete and summary.rate_limited == 1 and len(successes(tmp_path / "out.jsonl")) == 40
-    assert len(during) <= 3  # at most the requests already in flight when the 429 came back
+    # Without the pause the other 36 lines would all arrive in that window (the upstream
+    # answers at once). With it, only sends already under way land there: 3 on a quiet
+    # machine; a loaded one delays a few already-written requests, hence the margin.
+    assert len(during) <= 8
 
 
 def test_an_exhausted_quota_stops_the_run_and_a_rerun_finishes_it(fake, tmp_path, run):
