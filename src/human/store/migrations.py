@@ -11,6 +11,8 @@ that upgrading it gives exactly the schema of a new one.
                      primary key is also the time index (`--since` is a range of ids)
     exchanges_fts    full-text index over prompt and answer (FTS5, external content),
                      brought up to date by the reader (`fts_upto`), never by the writer
+    journal_offsets  how far each journal of a writing process (journal.py) has been
+                     imported, moved on in the same transaction as the rows it became
 
 Several processes may open a new file at once, so `migrate` runs inside BEGIN IMMEDIATE
 and re-reads what is applied after taking the lock.
@@ -113,3 +115,11 @@ def m002_full_text_search(db: sqlite3.Connection) -> None:
             INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, answer)
             VALUES ('delete', old.seq, old.prompt, old.answer);
         END""")
+
+
+@migration
+def m003_journal_offsets(db: sqlite3.Connection) -> None:
+    # Processes that log append to journals and the rows are imported later (journal.py,
+    # issue 12's 15 % budget); the offset moves in the transaction that inserts the rows,
+    # so a record becomes a row once, whoever imports it and whenever.
+    db.execute("CREATE TABLE journal_offsets (name TEXT PRIMARY KEY, imported_to INTEGER NOT NULL) WITHOUT ROWID")
