@@ -39,6 +39,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,6 +89,7 @@ class Logbook:
         self._dropped = 0
         self._unimported = False  # this process journaled exchanges no import has taken yet
         self.written = 0
+        _every.add(self)
 
     def __repr__(self) -> str:
         pending = len(self._items) + len(self._ready) + len(self._frames) + len(self._rows)
@@ -405,6 +407,7 @@ def _describe(exc: BaseException) -> str:
 _books: dict[str, Logbook] = {}
 _books_lock = threading.Lock()
 _inherited: list[Any] = []  # stores a fork child inherited: kept from being closed
+_every: weakref.WeakSet[Logbook] = weakref.WeakSet()  # every logbook, shared or not: reset in a fork child
 
 
 def logbook_for(target: Any, env: Any = None, *, retention_days: float | None = None) -> Logbook:
@@ -446,7 +449,7 @@ def _close_all() -> None:
 def _after_fork() -> None:
     global _books_lock
     _books_lock = threading.Lock()
-    for book in _books.values():
+    for book in list(_every):
         book._forked()
 
 
