@@ -335,6 +335,9 @@ class Human(Adapter):
             await c.close()
 
 
+LOG_DB = None
+
+
 class HumanLog(Human):
     """human with the exchange log on (issue 12): every request is written to a SQLite file
     in a temporary directory by the log's writer thread, whose CPU counts (same process)."""
@@ -347,9 +350,12 @@ class HumanLog(Human):
         import tempfile
 
         super().__init__()
-        folder = tempfile.mkdtemp(prefix="human-bench-log-")
-        atexit.register(shutil.rmtree, folder, True)
-        db = self.db = os.path.join(folder, "logs.db")
+        global LOG_DB
+        if LOG_DB is None:  # one log for the worker's phases, as a program has one
+            folder = tempfile.mkdtemp(prefix="human-bench-log-")
+            atexit.register(shutil.rmtree, folder, True)
+            LOG_DB = os.path.join(folder, "logs.db")
+        db = self.db = LOG_DB
         self.Client = functools.partial(self.human.Client, log=db)
         self.AsyncClient = functools.partial(self.human.AsyncClient, log=db)
 

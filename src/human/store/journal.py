@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import fcntl
@@ -54,6 +54,7 @@ MAGIC = b"human-journal 1\n"
 SUFFIX = ".journal"
 ROTATE_BYTES = 8 << 20  # a journal this big is handed over to the importers and a new one begun
 _HEAD = struct.Struct("<II")
+B = TypeVar("B", bound=bytes)
 
 
 def frame(blob: bytes) -> bytes:
@@ -86,7 +87,7 @@ class Journal:
     def __repr__(self) -> str:
         return f"Journal({str(self.db_path.parent / (self.name or '?'))!r}, size={self.size})"
 
-    def write(self, frames: list[bytes]) -> None:
+    def write(self, frames: list[B]) -> None:
         """Append the framed records, then empty the list. On an error (a full disk), the
         records written whole are taken off the list, the rest stay on it for the next
         try, and this journal is given up (its torn end is skipped by the importers once

@@ -51,7 +51,7 @@ from ..errors import AllAttemptsFailedError, APIError, ConfigError, HumanError
 from ..types import ChatResponse
 from . import Exchange
 
-__all__ = ["RECORD", "ROW", "Finished", "build", "capture", "id_floor", "message_hashes", "new_id", "row_of",
+__all__ = ["RECORD", "ROW", "Finished", "build", "capture", "cheap", "id_floor", "message_hashes", "new_id", "row_of",
            "seal", "secrets_of"]
 
 Finished = tuple[Any, ...]  # the tuple described in the module docstring
@@ -127,6 +127,20 @@ def capture(item: Finished) -> Record | None:
             usage, cost, cost_note, _attempts(response, outcome), error_type, error)
 
 
+def cheap(item: Finished) -> bool:
+    """Whether `capture` of this item costs no I/O: its answer is priced already, or its
+    price is a lookup made before (`Pricer.warm`). The first answer of a provider and
+    model reads and parses price data (~2-20 ms), so it is captured on the log's thread,
+    never on an event loop."""
+    response = item[7]
+    if response.__class__ is not ChatResponse or response._priced is not None or response._pricing is None:
+        return True
+    price_answer, target, _ = response._pricing  # set by the client that made it (client.py, _stamp)
+    pricer = getattr(price_answer, "__self__", None)
+    warm = getattr(pricer, "warm", None)
+    return warm is not None and bool(warm(target, response.model))
+
+
 def seal(records: list[Record], secrets: Sequence[str]) -> bytes:
     """Records as one marshal blob (a list: one call for a batch costs a third less per
     record than one each), with every secret replaced in every string. marshal writes
@@ -193,11 +207,14 @@ def row_of(record: Record, continues: Callable[[bytes], tuple[str, str] | None])
         thread_hash = running.digest()
     started_ms = int(started * 1000)
     exchange_id = new_id(started_ms)
+    prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, total_tokens = (
+        usage or _NO_USAGE)
     return Exchange(
         exchange_id, parent[1] if parent is not None else exchange_id, parent[0] if parent is not None else None,
         started_ms, provider, model_requested, served, stream, _last_user_text(sent), "[" + ",".join(new) + "]",
         None if options is None else _canonical(options), content, reasoning,
-        None if tool_calls is None else _canonical(tool_calls), finish, *(usage or _NO_USAGE), cost, cost_note,
+        None if tool_calls is None else _canonical(tool_calls), finish, prompt_tokens, completion_tokens,
+        cached_tokens, cache_write_tokens, reasoning_tokens, total_tokens, cost, cost_note,
         attempts, None if ttft is None else round(ttft * 1000, 3), round(total * 1000, 3), error_type, error,
         thread_hash,
     )

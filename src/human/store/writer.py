@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import Exchange, Store, journal
-from .record import ROW, Finished, build, capture, seal, secrets_of
+from .record import ROW, Finished, build, capture, cheap, seal, secrets_of
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -115,13 +115,15 @@ class Logbook:
             elif len(items) >= self._batch:
                 self._wake.set()
 
-    def _seal_some(self) -> None:
+    def _seal_some(self, on_writer: bool = False) -> None:
         """Capture the exchanges waiting in `_items` and seal them into one framed record
         in `_ready`: in a batch, where the code and its data stay in the CPU's caches (one
         at a time, on the request path, it measured three times slower), and soon,
         because keeping the responses for the writer's next batch (256) measured +5 to
         +9 % CPU a request at 64 in flight (a larger working set). Any thread may run it:
-        each item is taken once (deque.popleft)."""
+        each item is taken once (deque.popleft). On a caller's thread it leaves what would
+        read files (a first price lookup: `record.cheap`) or run a producer's code (a
+        `RowMaker`) to the writer's thread (`on_writer`)."""
         items, ready = self._items, self._ready
         records: list[Any] = []
         secrets: tuple[str, ...] = ()
@@ -130,21 +132,24 @@ class Logbook:
                 item = items.popleft()
             except IndexError:
                 break
-            try:
-                if item.__class__ is tuple:
-                    record = capture(item)
-                    if record is None:
+            if on_writer or (item.__class__ is tuple and cheap(item)):
+                try:
+                    if item.__class__ is tuple:
+                        record = capture(item)
+                        if record is None:
+                            continue
+                        known = self._secrets(item[8])
+                        if known is not secrets:
+                            secrets = known if not secrets else tuple({*secrets, *known})
+                        records.append(record)
                         continue
-                    known = self._secrets(item[8])
-                    if known is not secrets:
-                        secrets = known if not secrets else tuple({*secrets, *known})
-                    records.append(record)
-                else:
                     row = _row(item)
                     if row is not None:
                         records.append((ROW, row._asdict()))
-            except Exception:  # left as it is: the writer tries again, and says why
-                ready.append(item)
+                    continue
+                except Exception:  # left as it is: the writer tries again alone, and says why
+                    pass
+            ready.append(item)  # a first price to look up, or a producer's row: the writer's work
         if records:
             ready.append(_batch(seal(records, secrets), len(records)))
 
@@ -211,11 +216,11 @@ class Logbook:
                 if self._frames:
                     if self._store is None:
                         self._open()  # the database is made (and migrated) before its first journal
-                    before = sum(frame.count for frame in self._frames)
+                    before = sum(frame.exchanges for frame in self._frames)
                     try:
-                        self._journal.write(self._frames)  # type: ignore[arg-type]
+                        self._journal.write(self._frames)
                     finally:
-                        self.written += before - sum(frame.count for frame in self._frames)
+                        self.written += before - sum(frame.exchanges for frame in self._frames)
                         self._unimported = True
             else:
                 self._build_rows()
@@ -234,16 +239,19 @@ class Logbook:
 
     def _seal_items(self) -> None:
         """Under the lock: what waits, as framed records for the journal (record.py,
-        journal.py). Most were sealed by `add()` (`_seal_some`); the rest are sealed here,
-        and an item that fails on its own is logged and dropped."""
-        self._seal_some()
-        frames, ready = self._frames, self._ready
+        journal.py). Most was sealed by `add()` (`_seal_some`); the rest is sealed here in
+        one batch, and what fails in it is tried alone, logged and dropped."""
+        frames, ready, items = self._frames, self._ready, self._items
+        for _ in range(len(ready)):
+            item = ready.popleft()
+            (frames if item.__class__ is _Batch else items).append(item)
+        self._seal_some(on_writer=True)
         while ready:
             item = ready.popleft()
             if item.__class__ is _Batch:
                 frames.append(item)
                 continue
-            try:  # one that failed in a batch: alone, to say why
+            try:
                 if item.__class__ is tuple:
                     record = capture(item)
                     if record is not None:
@@ -254,9 +262,9 @@ class Logbook:
                         frames.append(_batch(seal([(ROW, row._asdict())], ()), 1))
             except Exception as exc:  # one odd exchange must not stop the others
                 log.debug("could not log an exchange: %r", exc)
-        pending = sum(frame.count for frame in frames)
+        pending = sum(frame.exchanges for frame in frames)
         while pending > self._max_pending and frames:
-            dropped = frames.pop(0).count
+            dropped = frames.pop(0).exchanges
             pending -= dropped
             self._dropped += dropped
 
@@ -366,18 +374,18 @@ class Logbook:
             self._warned = True
             log.warning("could not write the log (%s): %s; requests go on, and the %d exchange(s) "
                         "will be written when it can be", self.name, _describe(exc),
-                        sum(frame.count for frame in self._frames) + len(self._rows))
+                        sum(frame.exchanges for frame in self._frames) + len(self._rows))
 
 
 class _Batch(bytes):
     """A framed record of the journal (a batch of exchanges), and how many it holds."""
 
-    count: int
+    exchanges: int
 
 
-def _batch(sealed: bytes, count: int) -> _Batch:
+def _batch(sealed: bytes, exchanges: int) -> _Batch:
     batch = _Batch(journal.frame(sealed))
-    batch.count = count
+    batch.exchanges = exchanges
     return batch
 
 
