@@ -867,7 +867,8 @@ def render(report: dict, json_path: Path) -> str:
     w("")
     w("Which API each column uses: human: `Client` for (a′), (b) and (d), `AsyncClient` for (c); human (async "
       "API): `AsyncClient` for (b) as sequential awaits and (d) as `async for`; human (log on): as human, with "
-      "`log=` a SQLite file (every exchange written by the log's thread, flushed inside each measured phase); "
+      "`log=` a SQLite file (every exchange journaled in the process, flushed inside each measured phase; its "
+      "import into SQLite is measured apart, under the budgets); "
       "httpx: `httpx.Client`, "
       "`httpx.AsyncClient` for (c); aiohttp: one `ClientSession`, async throughout; openai: `OpenAI`, "
       "`AsyncOpenAI` for (c). — means not measured for that column.")
