@@ -488,3 +488,25 @@ def test_log_retention_days_prunes_older_exchanges(driver, fake, config_for, tmp
 def test_log_retention_days_must_be_positive(config_for):
     with pytest.raises(human.ConfigError, match="log_retention_days"):
         config_for(log_retention_days=0)
+
+
+def test_a_first_price_lookup_is_left_to_the_writer_thread(fake, config_for, tmp_path):
+    """Capturing on a caller's thread (an event loop) never reads price data: the first
+    answer of a provider and model is priced on the log's thread, later ones anywhere."""
+    from human.store.record import cheap
+
+    fake.completion("hi", model="gpt-4o-2024-08-06", usage=USAGE).as_default()
+    items: list[Any] = []
+    priced = human.Client(config=config_for(prices=PRICES), log=tmp_path / "a.db")
+    priced._log.add = items.append  # type: ignore[method-assign]
+    priced.chat("first")
+    assert not cheap(items[0])
+    assert items[0][7].cost is not None  # what the writer does with it
+    priced.chat("second")
+    assert cheap(items[1])
+    local = human.Client(config=config_for(), log=tmp_path / "b.db")  # a local server, no prices: free, at once
+    local._log.add = items.append  # type: ignore[method-assign]
+    local.chat("third")
+    assert cheap(items[2])
+    priced.close()
+    local.close()
