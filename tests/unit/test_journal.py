@@ -275,3 +275,43 @@ def test_a_log_without_journals_reads_without_a_write(tmp_path):
         assert [e.prompt for e in open_store(db).exchanges(Query())] == ["only"]
     finally:
         os.chmod(db, 0o644)
+
+
+class UsageRecord:
+    """A producer's own record (as the gateway's): its row is made on the log's thread."""
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+        self.thread = ""
+
+    def row(self):
+        import threading
+
+        self.thread = threading.current_thread().name
+        return row(prompt=self.prompt)
+
+
+def test_rows_and_row_makers_are_journaled_and_made_on_the_log_thread(tmp_path):
+    db = tmp_path / "logs.db"
+    book = book_for(db, seal_every=2)
+    makers = [UsageRecord(f"u{i}") for i in range(5)]
+    for maker in makers:
+        book.add(maker)
+    book.add(row(prompt="a row"))
+    # add() seals batches on the caller's thread, but never runs a producer's code there
+    assert {m.thread for m in makers} <= {"", "human-log-writer"}
+    assert book.flush()
+    book.close()
+    assert sorted(e.prompt for e in open_store(db).exchanges(Query(limit=None))) == [
+        "a row", "u0", "u1", "u2", "u3", "u4"]
+
+
+def test_without_journals_the_logbook_writes_rows_itself(tmp_path, monkeypatch):
+    """As on a platform without fcntl (Windows)."""
+    monkeypatch.setattr(journal, "available", False)
+    db = tmp_path / "logs.db"
+    book = book_for(db)
+    book.add(row(prompt="direct"))
+    assert book.flush()
+    assert raw_count(db) == 1 and journals(db) == []
+    book.close()
