@@ -335,6 +335,9 @@ class Human(Adapter):
             await c.close()
 
 
+LOG_DB = None
+
+
 class HumanLog(Human):
     """human with the exchange log on (issue 12): every request is written to a SQLite file
     in a temporary directory by the log's writer thread, whose CPU counts (same process)."""
@@ -347,18 +350,40 @@ class HumanLog(Human):
         import tempfile
 
         super().__init__()
-        folder = tempfile.mkdtemp(prefix="human-bench-log-")
-        atexit.register(shutil.rmtree, folder, True)
-        db = os.path.join(folder, "logs.db")
+        global LOG_DB
+        if LOG_DB is None:  # one log for the worker's phases, as a program has one
+            folder = tempfile.mkdtemp(prefix="human-bench-log-")
+            atexit.register(shutil.rmtree, folder, True)
+            LOG_DB = os.path.join(folder, "logs.db")
+        db = self.db = LOG_DB
         self.Client = functools.partial(self.human.Client, log=db)
         self.AsyncClient = functools.partial(self.human.AsyncClient, log=db)
 
     def settle(self):
+        """The writer's backlog into its journal, on this thread. Turning the journal into
+        SQLite rows is left, as in real use, to the next reader of the log (or the idle
+        writer): `import_cost` measures it apart."""
         from human.store.writer import _books
 
         for book in list(_books.values()):
             if not book.flush():
                 raise RuntimeError("the log could not be written")
+
+    def import_cost(self):
+        """CPU of importing everything the phases journaled into SQLite (building the rows,
+        linking conversations, inserting), per exchange: the work the log defers."""
+        from human.store import open_store
+
+        self.settle()
+        store = open_store(self.db)
+        count = "SELECT count(*) FROM exchanges"
+        before = store._db.execute(count).fetchone()[0]  # imported already (the writer, when idle)
+        c0 = cpu_now()
+        store.catch_up()
+        cpu = cpu_now() - c0
+        rows = store._db.execute(count).fetchone()[0] - before
+        store.close()
+        return {"rows": rows, "cpu_us_per_row": cpu / rows * 1e6 if rows else None}
 
 
 class HumanAsync(Human):
@@ -600,6 +625,8 @@ def cmd_run(a):
         out["stream5000"] = phase_stream(make(), a.long_warm, a.long, 5000)
     out["peak_rss_end_mb"] = maxrss_mb()
     out["threads_end"] = threads_now()
+    if hasattr(first, "import_cost"):  # after every phase: nothing imported yet, by anyone
+        out["log_import"] = first.import_cost()
     return out
 
 

@@ -369,10 +369,11 @@ def _logbook(log: Any, config: Config) -> Any:
     from .store import default_path
     from .store.writer import logbook_for
 
+    retention = config.log_retention_days
     if log is True:
-        return logbook_for(default_path(config.env), config.env)
+        return logbook_for(default_path(config.env), config.env, retention_days=retention)
     if isinstance(log, (str, Path)):
-        return logbook_for(Path(log).expanduser(), config.env)
+        return logbook_for(Path(log).expanduser(), config.env, retention_days=retention)
     if hasattr(log, "append"):
         return logbook_for(log)
     raise TypeError(f"log must be True, False, a path or a human.store.Store, not {type(log).__name__}")

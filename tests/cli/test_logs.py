@@ -210,3 +210,20 @@ def test_usage_and_logs_before_any_log_exist(cfg, state):
     assert run(cfg, state, "usage").returncode == 0
     result = run(cfg, state, "logs")
     assert result.returncode == 0 and "no log yet" in result.stderr
+
+
+def test_log_retention_days_in_the_config_prunes_what_is_older(fake, cfg, state):
+    import time
+
+    from human.store import open_store
+    from tests.unit.test_store import row
+
+    chat(fake, cfg, state, "recent", "kept")
+    store = open_store(Path(state["HU_STATE_DIR"]) / "logs.db")
+    store.append([row(started_ms=int(time.time() * 1000) - 10 * 86_400_000, prompt="ten days old")])
+    store.close()
+    data = json.loads(cfg.read_text())
+    cfg.write_text(json.dumps({**data, "log_retention_days": 7}))
+    listed = json.loads(run(cfg, state, "logs", "--json").stdout)
+    assert [r["prompt"] for r in listed] == ["recent"]
+    assert [r["prompt"] for r in logged(state)] == ["recent"]

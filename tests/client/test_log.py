@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import human
-from human.store import Query, open_store
+from human.store import Query, journal, open_store
 from human.store.sqlite import SQLiteStore
 from human.store.writer import _books
 from tests.client.conftest import CANARY
@@ -391,6 +391,9 @@ def test_the_key_never_reaches_the_database_file(driver, fake, config_for, tmp_p
         with pytest.raises(human.HumanError):
             call("hi")
     handle.chat([human.user(f"is {CANARY} my key?")])
+    assert handle.client._log.flush()
+    (name,) = journal.journal_names(db)  # the journal, before anything imports it
+    assert CANARY.encode() not in (tmp_path / name).read_bytes()
     handle.close()
     assert len(rows(db)) == 5
     for file in tmp_path.iterdir():
@@ -429,3 +432,81 @@ def test_a_structured_call_logs_each_request_once_and_costs_their_sum(driver, fa
     assert len(logged) == 2 == len(fake.requests)
     assert answer.usage.prompt_tokens == sum(r.prompt_tokens for r in logged) == 240
     assert answer.cost.amount == sum(Decimal(r.cost) for r in logged)
+
+
+# ---- journals and retention ---------------------------------------------------------------------
+
+LIVE = """
+import sys
+import human
+db, url = sys.argv[1:3]
+client = human.Client(base_url=url, model="m", api_key="k", log=db)
+client.chat("asked by a process that goes on")
+client._log.flush()
+print("logged", flush=True)
+sys.stdin.readline()  # alive until told
+client.close()
+"""
+
+
+def test_a_reader_sees_what_a_live_process_logged_and_its_journal_goes_when_it_ends(fake, tmp_path):
+    db, config = tmp_path / "logs.db", tmp_path / "config.json"
+    config.write_text("{}")
+    fake.completion("fine").as_default()
+    proc = subprocess.Popen([sys.executable, "-c", LIVE, str(db), fake.url_v1], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HU_CONFIG_PATH": str(config)})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "logged"
+        assert [r.prompt for r in rows(db)] == ["asked by a process that goes on"]  # imported by this read
+        assert len(journal.journal_names(db)) == 1  # its writer lives
+        _, err = proc.communicate("\n", timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert journal.journal_names(db) == [] and len(rows(db)) == 1
+
+
+def test_log_retention_days_prunes_older_exchanges(driver, fake, config_for, tmp_path):
+    from tests.unit.test_store import row
+
+    db = tmp_path / "logs.db"
+    old = row(started_ms=int(time.time() * 1000) - 40 * 86_400_000, prompt="forty days ago")
+    store = open_store(db)
+    store.append([old])
+    store.close()
+    fake.completion("fresh")
+    handle = driver.client(config_for(log_retention_days=30), log=db)
+    handle.chat("today")
+    handle.close()
+    handle.client._log.close()  # as at exit: imports its journal, and prunes
+    with sqlite3.connect(db) as con:
+        assert [p for (p,) in con.execute("SELECT prompt FROM exchanges")] == ["today"]
+
+
+def test_log_retention_days_must_be_positive(config_for):
+    with pytest.raises(human.ConfigError, match="log_retention_days"):
+        config_for(log_retention_days=0)
+
+
+def test_a_first_price_lookup_is_left_to_the_writer_thread(fake, config_for, tmp_path):
+    """Capturing on a caller's thread (an event loop) never reads price data: the first
+    answer of a provider and model is priced on the log's thread, later ones anywhere."""
+    from human.store.record import cheap
+
+    fake.completion("hi", model="gpt-4o-2024-08-06", usage=USAGE).as_default()
+    items: list[Any] = []
+    priced = human.Client(config=config_for(prices=PRICES), log=tmp_path / "a.db")
+    priced._log.add = items.append  # type: ignore[method-assign]
+    priced.chat("first")
+    assert not cheap(items[0])
+    assert items[0][7].cost is not None  # what the writer does with it
+    priced.chat("second")
+    assert cheap(items[1])
+    local = human.Client(config=config_for(), log=tmp_path / "b.db")  # a local server, no prices: free, at once
+    local._log.add = items.append  # type: ignore[method-assign]
+    local.chat("third")
+    assert cheap(items[2])
+    priced.close()
+    local.close()

@@ -113,7 +113,7 @@ def _history(args: argparse.Namespace, config: Config, out: Output) -> list[dict
     if not path.exists():
         out.info(f"human: error: nothing to continue: no log at {path} yet")
         return None
-    store = open_store(path)
+    store = open_store(path, retention_days=config.log_retention_days)
     try:
         if args.cid:
             found = store.get(args.cid)

@@ -11,7 +11,8 @@
                                    sum of the lines above it
 
 The log is ~/.human/logs.db, or $HU_STATE_DIR/logs.db. `human logs off` leaves a marker
-file beside it; library clients log only when asked (`Client(log=True)`).
+file beside it; library clients log only when asked (`Client(log=True)`). With
+"log_retention_days" in the config, reading the log deletes what is older.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _run(args: argparse.Namespace, out: Output) -> int:
     if not path.exists():
         out.info(f"no log yet at {path}: `human chat` writes one (unless `human logs off`)")
         return 0 if action in (None, "list") else 1
-    store = open_store(path)
+    store = open_store(path, retention_days=config.log_retention_days)
     try:
         if action == "show":
             return _show(store, args.id, args.json, out)
@@ -100,7 +101,7 @@ def run_usage(args: argparse.Namespace, out: Output) -> int:
     if not path.exists():
         rows: list[UsageRow] = []
     else:
-        store = open_store(path)
+        store = open_store(path, retention_days=config.log_retention_days)
         try:
             rows = store.usage(since, by)
         finally:

@@ -141,6 +141,12 @@ class Config:
         return bool(self.data.get("log", False))
 
     @property
+    def log_retention_days(self) -> float | None:
+        """How many days of exchanges the log keeps (the "log_retention_days" key); None: all."""
+        value = self.data.get("log_retention_days")
+        return None if value is None else float(value)
+
+    @property
     def prices(self) -> tuple[dict[str, Any], ...]:
         """The "prices" entries: per-model prices that win over the shipped data."""
         return tuple(self.data.get("prices", ()))

@@ -61,6 +61,13 @@ class Pricer:
     def __init__(self, overrides: Sequence[Mapping[str, Any]] = ()) -> None:
         self._overrides = tuple(overrides)
         self._zero: tuple[Cost | None, str | None] | None = None
+        self._seen: set[tuple[str, str | None]] = set()  # (provider, model) priced once: the lookup is cached
+
+    def warm(self, target: Target, model: str | None) -> bool:
+        """Whether pricing an answer of `target` served by `model` reads and parses no data
+        (a local server, or a pair priced before): then it may run on an event loop (the
+        exchange log captures answers there, issue 12)."""
+        return (target.local and not self._overrides) or (target.provider, model) in self._seen
 
     def _free(self) -> tuple[Cost | None, str | None]:
         if self._zero is None:
@@ -78,6 +85,7 @@ class Pricer:
             return self._free()  # the common local case, without a lookup
         raw = response.raw
         tier = raw.get("service_tier") if raw.__class__ is dict else None
+        self._seen.add((target.provider, response.model))
         return self.price(
             response.usage, provider=target.provider, model=response.model, requested=target.model,
             base_url=target.base_url, local=target.local, registry=target.row is not None, when=when,

@@ -5,8 +5,11 @@ summed up. One small interface, several backends:
     sqlite.py      SQLiteStore, the embedded default: ~/.human/logs.db ($HU_STATE_DIR/logs.db)
     migrations.py  its schema, as numbered migrations
     record.py      a finished exchange -> an `Exchange` row (pure: hashing, ids, conversations)
-    writer.py      Logbook: takes exchanges from clients without blocking them and writes
-                   them in batches from a thread of its own; a failed write warns once
+    writer.py      Logbook: takes exchanges from clients without blocking them and, from a
+                   thread of its own, appends them to the process's journal; a failed
+                   write warns once
+    journal.py     the journals: one file per writing process beside the database; any
+                   read of the log first imports them into rows (SQLiteStore.catch_up)
 
 The interface is shaped for the gateway's PostgreSQL backend too (several machines, one
 database): rows are append-only, ids are made by the writer (time-ordered, unique without
@@ -169,8 +172,11 @@ def default_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def open_store(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
-               busy_timeout_ms: int = 10_000) -> Store:
-    """The SQLite store at `path` (default: `default_path`), created and migrated as needed."""
+               busy_timeout_ms: int = 10_000, retention_days: float | None = None) -> Store:
+    """The SQLite store at `path` (default: `default_path`), created and migrated as needed.
+    With `retention_days` (the config's `log_retention_days`), exchanges older than that
+    are deleted when the store next imports its journals (at most once an hour)."""
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(Path(path) if path is not None else default_path(env), busy_timeout_ms=busy_timeout_ms)
+    return SQLiteStore(Path(path) if path is not None else default_path(env), busy_timeout_ms=busy_timeout_ms,
+                       retention_days=retention_days)

@@ -12,6 +12,8 @@ that upgrading it gives exactly the schema of a new one.
     exchanges.key_id the gateway key of a request made through `human gateway` (m003)
     exchanges_fts    full-text index over prompt and answer (FTS5, external content),
                      brought up to date by the reader (`fts_upto`), never by the writer
+    journal_offsets  how far each journal of a writing process (journal.py) has been
+                     imported, moved on in the same transaction as the rows it became (m004)
 
 Several processes may open a new file at once, so `migrate` runs inside BEGIN IMMEDIATE
 and re-reads what is applied after taking the lock.
@@ -121,3 +123,11 @@ def m003_gateway_key(db: sqlite3.Connection) -> None:
     # The gateway key a request came with (`human gateway`, issue 15): usage per key is a
     # sum over rows, like every other total (no per-key counter is ever updated).
     db.execute("ALTER TABLE exchanges ADD COLUMN key_id TEXT")
+
+
+@migration
+def m004_journal_offsets(db: sqlite3.Connection) -> None:
+    # Processes that log append to journals and the rows are imported later (journal.py,
+    # issue 12's 15 % budget); the offset moves in the transaction that inserts the rows,
+    # so a record becomes a row once, whoever imports it and whenever.
+    db.execute("CREATE TABLE journal_offsets (name TEXT PRIMARY KEY, imported_to INTEGER NOT NULL) WITHOUT ROWID")

@@ -10,12 +10,19 @@ inspect_ai#4154 in research wave2.md D.2):
 - `synchronous=NORMAL`: in WAL mode this cannot corrupt the file; a power cut may lose
   the last transactions of a log, not the database.
 The file is created 0600 (it holds prompts and answers) in a 0700 directory.
+
+Processes that log do not insert rows: they append to journals (journal.py), and every
+read here first imports what the journals hold (`catch_up`: the rows are built, linked
+to their conversations and inserted, in batches of about a megabyte a transaction). With
+a retention (`log_retention_days` in the config) the same step deletes what is older,
+at most once an hour per store.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -24,11 +31,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import Exchange, Query, UsageRow
+from . import Exchange, Query, UsageRow, journal
 from .migrations import migrate
-from .record import id_floor
+from .record import ROW, id_floor, row_of
 
 __all__ = ["SQLiteStore"]
+
+log = logging.getLogger("human.store")
 
 T = TypeVar("T")
 
@@ -39,14 +48,18 @@ _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
 _GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model",
            "key": "key_id"}
+IMPORT_BYTES = 1 << 20  # journal bytes per import transaction (~2,000 exchanges, ~0.15 s)
+PRUNE_EVERY_S = 3600.0
 
 
 class SQLiteStore:
     """The embedded default store (see the module docstring)."""
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000, retention_days: float | None = None) -> None:
         self.path = path
         self._busy_s = busy_timeout_ms / 1000
+        self._retention_ms = None if not retention_days else int(retention_days * 86_400_000)
+        self._pruned_at: float | None = None  # monotonic time of the last prune
         self._db = self._open(busy_timeout_ms)
 
     def __repr__(self) -> str:
@@ -89,17 +102,11 @@ class SQLiteStore:
         if not rows:
             return
         db = self._db
-        conversations = {}
-        for row in rows:
-            if row.parent_id is None and row.conversation_id not in conversations:
-                conversations[row.conversation_id] = (row.conversation_id, _name(row.prompt), row.started_ms)
 
         def write() -> None:
             db.execute("BEGIN IMMEDIATE")
             try:
-                _insert_many(db, "INSERT OR IGNORE INTO conversations (id, name, started_ms)", 3,
-                             list(conversations.values()))
-                _insert_many(db, _INSERT_INTO, len(_COLUMNS), rows)  # an Exchange is a tuple in column order
+                self._insert(rows)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -107,6 +114,117 @@ class SQLiteStore:
                 raise
 
         self._retry(write)
+
+    def _insert(self, rows: Sequence[Exchange]) -> None:
+        """Inside a write transaction: the rows, and the conversations they begin."""
+        conversations = {}
+        for row in rows:
+            if row.parent_id is None and row.conversation_id not in conversations:
+                conversations[row.conversation_id] = (row.conversation_id, _name(row.prompt), row.started_ms)
+        _insert_many(self._db, "INSERT OR IGNORE INTO conversations (id, name, started_ms)", 3,
+                     list(conversations.values()))
+        _insert_many(self._db, _INSERT_INTO, len(_COLUMNS), rows)  # an Exchange is a tuple in column order
+
+    # ---- importing the journals (journal.py) ---------------------------------------------------
+
+    def catch_up(self, *, budget_s: float | None = None) -> bool:
+        """Import every whole record the journals of this database hold (and prune, when a
+        retention is set and an hour has passed). True when nothing is left to import;
+        False when `budget_s` (seconds) ran out first. Raises sqlite3.Error or OSError
+        when the database cannot be written (read-only, locked for longer than the busy
+        timeout); what was not imported stays in the journals."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        done = not journal.available or not journal.journal_names(self.path)
+        while not done:
+            done = self._retry(self._import_some)
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        if self._retention_ms is not None and (
+                self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_EVERY_S):
+            self.prune(int(time.time() * 1000) - self._retention_ms)
+        return done
+
+    def _import_some(self) -> bool:
+        """One transaction: up to IMPORT_BYTES of records from the journals, oldest
+        exchange first, as rows; each journal's offset moves with them. True when every
+        journal was read to its end."""
+        db, folder = self._db, self.path.parent
+        scans: list[journal.Scan] = []
+        committed = False
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            names = journal.journal_names(self.path)  # listed again under the lock
+            offsets = dict(db.execute("SELECT name, imported_to FROM journal_offsets").fetchall())
+            budget, done = IMPORT_BYTES, True
+            for name in names:
+                if budget <= 0:
+                    done = False
+                    break
+                found = journal.scan(folder, name, offsets.get(name, 0), budget)
+                if found is not None:
+                    scans.append(found)
+                    budget -= found.end - max(offsets.get(name, 0), len(journal.MAGIC))
+                    done = done and not found.more
+            records = [record for found in scans for record, _ in found.records]
+            records.sort(key=_started)  # a parent before the exchanges that continue it
+            self._insert(self._rows(records))
+            for found in scans:
+                if found.end != offsets.get(found.name):
+                    db.execute("INSERT OR REPLACE INTO journal_offsets VALUES (?, ?)", (found.name, found.end))
+            listed = set(names)
+            gone = [(name,) for name in offsets if name not in listed]  # deleted once wholly imported
+            if gone:
+                db.executemany("DELETE FROM journal_offsets WHERE name = ?", gone)
+            db.execute("COMMIT")
+            committed = True
+        finally:
+            if not committed and db.in_transaction:
+                db.execute("ROLLBACK")
+            for found in scans:
+                found.release(folder, committed)
+        return done
+
+    def _rows(self, records: list[Any]) -> list[Exchange]:
+        made: dict[bytes, tuple[str, str]] = {}  # thread hash -> (id, conversation) of this batch
+
+        def continues(thread_hash: bytes) -> tuple[str, str] | None:
+            return made.get(thread_hash) or self.continues(thread_hash)
+
+        rows = []
+        for record in records:
+            try:
+                row = row_of(record, continues)
+            except Exception as exc:  # one odd record must not hold up the others
+                log.warning("could not import an exchange from the log's journal: %r", exc)
+                continue
+            if row is not None:
+                rows.append(row)
+                if row.thread_hash is not None:
+                    made[row.thread_hash] = (row.id, row.conversation_id)
+        return rows
+
+    def imported_to(self, name: str) -> int:
+        """How far journal `name` has been imported (0: not at all)."""
+        found = self._db.execute("SELECT imported_to FROM journal_offsets WHERE name = ?", (name,)).fetchone()
+        return 0 if found is None else int(found[0])
+
+    def prune(self, before_ms: int) -> int:
+        """Delete the exchanges that started before `before_ms` (unix ms), and the
+        conversations left without any; the number of exchanges deleted."""
+        self._pruned_at = time.monotonic()
+        deleted = self._write("DELETE FROM exchanges WHERE id < ?", (id_floor(before_ms),))
+        if deleted:
+            self._write("DELETE FROM conversations WHERE started_ms < ? AND id NOT IN "
+                        "(SELECT conversation_id FROM exchanges)", (before_ms,))
+        return deleted
+
+    def _fresh(self) -> None:
+        """Before a read: import the journals; when that cannot be done (a read-only or
+        locked database), what is already in the table is read."""
+        try:
+            self.catch_up()
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("could not import the log's journals before reading: %s", exc)
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -117,6 +235,7 @@ class SQLiteStore:
         return None if row is None else (row[0], row[1])
 
     def exchanges(self, query: Query) -> list[Exchange]:
+        self._fresh()
         where: list[str] = []
         params: list[Any] = []
         if query.text:
@@ -164,6 +283,7 @@ class SQLiteStore:
         return True
 
     def get(self, exchange_id: str) -> Exchange | None:
+        self._fresh()
         rows = self._db.execute(_SELECT + " WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
                                 (_like_prefix(exchange_id),)).fetchall()
         exact = [row for row in rows if row[0] == exchange_id]
@@ -172,11 +292,13 @@ class SQLiteStore:
         return _exchange(rows[0]) if len(rows) == 1 else None
 
     def latest_conversation(self) -> str | None:
+        self._fresh()
         row = self._db.execute(
             "SELECT conversation_id FROM exchanges ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else str(row[0])
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        self._fresh()
         rows = self._db.execute(
             "SELECT id, parent_id, messages, answer, tool_calls, error_type FROM exchanges "
             "WHERE conversation_id = ? ORDER BY id", (conversation_id,)).fetchall()
@@ -196,6 +318,7 @@ class SQLiteStore:
         return messages
 
     def usage(self, since_ms: int | None, by: Sequence[str]) -> list[UsageRow]:
+        self._fresh()
         unknown = [name for name in by if name not in _GROUPS]
         if unknown:
             raise ValueError(f"cannot group by {', '.join(unknown)}; use day, provider or model")
@@ -226,12 +349,13 @@ class SQLiteStore:
     # ---- deleting -----------------------------------------------------------------------------
 
     def delete(self, exchange_id: str) -> int:
-        found = self.get(exchange_id)
+        found = self.get(exchange_id)  # imports the journals first
         if found is None:
             return 0
         return self._write("DELETE FROM exchanges WHERE id = ?", (found.id,))
 
     def delete_all(self) -> int:
+        self._fresh()
         deleted = self._write("DELETE FROM exchanges", ())
         self._write("DELETE FROM conversations", ())
         return deleted  # the index emptied itself (trigger); seq never goes back, so fts_upto stays right
@@ -302,6 +426,12 @@ class _DecimalSum:
 
     def finalize(self) -> str:
         return str(self.total)
+
+
+def _started(record: Any) -> float:
+    if record[0] == ROW:
+        return float(record[1].get("started_ms") or 0) / 1000
+    return float(record[1])
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -1,0 +1,317 @@
+"""Journals (issue 12, item 5): a process appends its exchanges to a journal of its own
+and any reader of the log imports them. Real files, real SQLite, real processes; what is
+checked is what several writers and readers at once must never do: lose a row, import
+one twice, take a record still being written, or leave a dead process's journal behind."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import marshal
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+
+import pytest
+
+from human.store import Query, journal, open_store
+from human.store.record import ROW, seal
+from human.store.writer import Logbook
+from tests.unit.test_store import row
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not journal.available, reason="no journals without fcntl (Windows)")
+
+
+def book_for(db: Path, **options: object) -> Logbook:
+    return Logbook(functools.partial(open_store, db), name=str(db), journal_for=db, **options)  # type: ignore[arg-type]
+
+
+def raw_count(db: Path) -> int:
+    """Rows in the table, read without importing anything."""
+    with sqlite3.connect(db) as con:
+        return int(con.execute("SELECT count(*) FROM exchanges").fetchone()[0])
+
+
+def journals(db: Path) -> list[str]:
+    return journal.journal_names(db)
+
+
+def test_exchanges_wait_in_the_journal_until_a_read_imports_them_once(tmp_path):
+    db = tmp_path / "logs.db"
+    book = book_for(db)
+    rows = [row(started_ms=1_796_000_000_000 + i, prompt=f"p{i}") for i in range(10)]
+    for r in rows:
+        book.add(r)
+    assert book.flush()
+    (name,) = journals(db)
+    assert raw_count(db) == 0  # journaled, not inserted
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    for _ in range(2):  # two readers, one after the other: imported once
+        store = open_store(db)
+        assert sorted(e.prompt for e in store.exchanges(Query(limit=None))) == sorted(r.prompt for r in rows)
+        store.close()
+    assert raw_count(db) == 10
+    assert journals(db) == [name]  # its writer lives: it stays, imported to its end
+    book.close()
+    assert journals(db) == [] and raw_count(db) == 10
+
+
+def test_a_torn_record_waits_while_its_writer_lives_and_is_dropped_once_it_is_dead(tmp_path, caplog):
+    db = tmp_path / "logs.db"
+    book = book_for(db)
+    for i in range(3):
+        book.add(row(started_ms=1_796_000_000_000 + i))
+    assert book.flush()
+    (name,) = journals(db)
+    frame = journal.frame(seal([(ROW, row(prompt="late")._asdict())], ()))
+    with open(tmp_path / name, "ab") as file:  # a record half written when a reader comes
+        file.write(frame[:40])
+        file.flush()
+        assert len(open_store(db).exchanges(Query(limit=None))) == 3
+        file.write(frame[40:])
+    assert [e.prompt for e in open_store(db).exchanges(Query(limit=None))].count("late") == 1
+    with open(tmp_path / name, "ab") as file:  # then the writer dies mid-record
+        file.write(frame[:25])
+    book._journal.forget()  # its descriptor closed without a word: as a killed process's is
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        assert len(open_store(db).exchanges(Query(limit=None))) == 4
+    assert journals(db) == []
+    assert any("torn end" in r.getMessage() for r in caplog.records)
+
+
+KILLED = """
+import functools, os, signal, sys
+from human.store import open_store
+from human.store.writer import Logbook
+from tests.unit.test_store import row
+db = sys.argv[1]
+book = Logbook(functools.partial(open_store, db), journal_for=__import__("pathlib").Path(db))
+for i in range(50):
+    book.add(row(prompt=f"k{i}"))
+book.flush()
+os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no close: the journal is left as it is
+"""
+
+
+def test_a_killed_process_journal_is_imported_and_deleted_by_the_next_reader(tmp_path):
+    db = tmp_path / "logs.db"
+    done = subprocess.run([sys.executable, "-c", KILLED, str(db)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert len(journals(db)) == 1 and raw_count(db) == 0
+    store = open_store(db)
+    assert len(store.exchanges(Query(limit=None))) == 50
+    store.close()
+    assert journals(db) == []
+
+
+WRITER = """
+import functools, os, signal, sys, time
+from pathlib import Path
+from human.store import open_store
+from human.store.writer import Logbook
+from tests.unit.test_store import row
+db, n, count, kill = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "kill"
+book = Logbook(functools.partial(open_store, db), journal_for=db, interval=0.01, idle=0.05)
+for i in range(count):
+    book.add(row(prompt=f"w{n}-{i}"))
+    if i % 37 == 0:
+        time.sleep(0.01)  # now and then idle: the writer imports too
+book.flush()
+if kill:
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+READER = """
+import sys, time
+from pathlib import Path
+from human.store import Query, open_store
+db, stop = Path(sys.argv[1]), Path(sys.argv[2])
+reads = 0
+while not stop.exists():
+    store = open_store(db)
+    store.exchanges(Query(limit=1))
+    store.close()
+    reads += 1
+print(reads)
+"""
+
+
+def test_writers_and_readers_at_once_lose_no_row_and_import_none_twice(tmp_path):
+    """4 writing processes (one killed once its journal is written) and 2 reading ones,
+    all importing, on a log none of them found made."""
+    db, stop = tmp_path / "logs.db", tmp_path / "stop"
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(n), "300", "kill" if n == 0 else "-"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for n in range(4)]
+    try:
+        for n, proc in enumerate(writers):
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == (-9 if n == 0 else 0), err
+            assert "locked" not in err
+    finally:
+        stop.touch()
+    for proc in readers:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    store = open_store(db)
+    prompts = [e.prompt for e in store.exchanges(Query(limit=None))]
+    store.close()
+    assert len(prompts) == 1200 and set(prompts) == {f"w{n}-{i}" for n in range(4) for i in range(300)}
+    assert journals(db) == []
+
+
+def test_a_failed_import_loses_nothing_and_the_next_read_takes_it(tmp_path, caplog):
+    db = tmp_path / "logs.db"
+    book = Logbook(functools.partial(open_store, db, busy_timeout_ms=50), name=str(db), journal_for=db)
+    book.add(row(prompt="kept"))
+    assert book.flush()
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        book.close()  # imports at close: locked
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "could not import" in warnings[0] and "kept in the journal" in warnings[0]
+    lock.execute("ROLLBACK")
+    lock.close()
+    assert len(journals(db)) == 1
+    assert [e.prompt for e in open_store(db).exchanges(Query())] == ["kept"]
+    assert journals(db) == []
+
+
+FORK = """
+import functools, os, sys
+from pathlib import Path
+from human.store import open_store
+from human.store.writer import Logbook
+from tests.unit.test_store import row
+db = Path(sys.argv[1])
+book = Logbook(functools.partial(open_store, db), journal_for=db, interval=60)
+book.add(row(prompt="before"))
+book.flush()
+book.add(row(prompt="pending"))  # the parent's to write, not the child's too
+pid = os.fork()
+if pid == 0:
+    book.add(row(prompt="child"))
+    book.close()
+    os._exit(0)
+os.waitpid(pid, 0)
+book.add(row(prompt="parent"))
+book.close()
+"""
+
+
+def test_a_fork_child_writes_a_journal_of_its_own_and_nothing_twice(tmp_path):
+    db = tmp_path / "logs.db"
+    done = subprocess.run([sys.executable, "-c", FORK, str(db)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(e.prompt for e in open_store(db).exchanges(Query(limit=None))) == [
+        "before", "child", "parent", "pending"]
+    assert journals(db) == []
+
+
+def test_a_big_journal_is_rotated_and_imported_in_several_transactions(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "ROTATE_BYTES", 64 << 10)
+    monkeypatch.setattr("human.store.sqlite.IMPORT_BYTES", 16 << 10)
+    db = tmp_path / "logs.db"
+    book = book_for(db, seal_every=8)
+    for i in range(600):
+        book.add(row(prompt=f"r{i}", answer="x" * 300))
+        if i % 50 == 0:
+            assert book.flush()
+    assert book.flush()
+    assert len(journals(db)) > 1  # rotated: the full ones handed over to the importers
+    store = open_store(db)
+    assert len(store.exchanges(Query(limit=None))) == 600
+    store.close()
+    book.close()
+    assert journals(db) == []
+
+
+class Role(str, Enum):
+    USER = "user"
+
+
+def test_seal_scrubs_secrets_everywhere_and_takes_what_marshal_cannot():
+    secret = "sk-live-0123456789abcdef"
+    record = (1, 1.0, None, 0.5, False, "p", "m", "m", [{"role": Role.USER, "content": f"my key {secret}"}],
+              {"stop": [secret]}, f"echo {secret}", None, None, None, "stop", None, None, None, 1, None, None)
+    blob = seal([record], [secret])
+    assert secret.encode() not in blob
+    (back,) = marshal.loads(blob)
+    assert back[8] == [{"role": "user", "content": "my key [REDACTED]"}]
+    assert back[9] == {"stop": ["[REDACTED]"]} and back[10] == "echo [REDACTED]"
+
+
+def test_retention_prunes_old_exchanges_and_their_conversations(tmp_path):
+    db = tmp_path / "logs.db"
+    now = int(time.time() * 1000)
+    old, new = row(started_ms=now - 3 * 86_400_000, prompt="old"), row(started_ms=now, prompt="new")
+    open_store(db).append([old, new])
+    store = open_store(db, retention_days=2)
+    assert [e.prompt for e in store.exchanges(Query())] == ["new"]
+    store.close()
+    with sqlite3.connect(db) as con:
+        assert [r[0] for r in con.execute("SELECT id FROM conversations")] == [new.id]
+    kept = open_store(db, retention_days=5)  # a longer retention deletes nothing
+    assert len(kept.exchanges(Query())) == 1
+
+
+def test_a_log_without_journals_reads_without_a_write(tmp_path):
+    """A read of a log nobody journals to takes no write lock (a read-only file reads)."""
+    db = tmp_path / "logs.db"
+    open_store(db).append([row(prompt="only")])
+    os.chmod(db, 0o444)
+    try:
+        assert [e.prompt for e in open_store(db).exchanges(Query())] == ["only"]
+    finally:
+        os.chmod(db, 0o644)
+
+
+class UsageRecord:
+    """A producer's own record (as the gateway's): its row is made on the log's thread."""
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+        self.thread = ""
+
+    def row(self):
+        import threading
+
+        self.thread = threading.current_thread().name
+        return row(prompt=self.prompt)
+
+
+def test_rows_and_row_makers_are_journaled_and_made_on_the_log_thread(tmp_path):
+    db = tmp_path / "logs.db"
+    book = book_for(db, seal_every=2)
+    makers = [UsageRecord(f"u{i}") for i in range(5)]
+    for maker in makers:
+        book.add(maker)
+    book.add(row(prompt="a row"))
+    # add() seals batches on the caller's thread, but never runs a producer's code there
+    assert {m.thread for m in makers} <= {"", "human-log-writer"}
+    assert book.flush()
+    book.close()
+    assert sorted(e.prompt for e in open_store(db).exchanges(Query(limit=None))) == [
+        "a row", "u0", "u1", "u2", "u3", "u4"]
+
+
+def test_without_journals_the_logbook_writes_rows_itself(tmp_path, monkeypatch):
+    """As on a platform without fcntl (Windows)."""
+    monkeypatch.setattr(journal, "available", False)
+    db = tmp_path / "logs.db"
+    book = book_for(db)
+    book.add(row(prompt="direct"))
+    assert book.flush()
+    assert raw_count(db) == 1 and journals(db) == []
+    book.close()
