@@ -409,10 +409,15 @@ def test_the_input_output_and_errors_files_must_be_three_files(tmp_path, run):
 
 
 def test_a_client_made_with_log_on_logs_every_request_of_the_batch(fake, tmp_path, config, replies):
-    import sqlite3
+    from human.store import Query, open_store
 
     source = write_input(tmp_path / "in.jsonl", 4)
     human.batch(source, tmp_path / "out.jsonl", config=config, log=tmp_path / "log.db")
-    with sqlite3.connect(tmp_path / "log.db") as db:
-        prompts = sorted(row[0] for row in db.execute("SELECT prompt FROM exchanges"))
+    # a reader of the log (another process here, in effect: a store of its own) imports
+    # what the batch's client journaled; nothing is left only in the writer's memory
+    store = open_store(tmp_path / "log.db")
+    try:
+        prompts = sorted(row.prompt for row in store.exchanges(Query(limit=100)))
+    finally:
+        store.close()
     assert prompts == [f"question {n}" for n in range(4)]
