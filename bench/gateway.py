@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -46,7 +47,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-import run  # noqa: E402
+import machine  # noqa: E402
 import spec  # noqa: E402
 
 GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "18490"))
@@ -90,7 +91,7 @@ class Gateway:
             try:
                 status, _ = post(self.url + "/v1/chat/completions", body(self.model), self.key)
                 if status == 200:
-                    run.log(f"{self.name} up on {self.url} (pid {self.proc.pid})")
+                    machine.log(f"{self.name} up on {self.url} (pid {self.proc.pid})")
                     return
             except OSError:
                 pass
@@ -142,7 +143,7 @@ class Gateway:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        run.log(f"{self.name} stopped (pid {self.proc.pid})")
+        machine.log(f"{self.name} stopped (pid {self.proc.pid})")
 
 
 class Human(Gateway):
@@ -163,10 +164,10 @@ class Human(Gateway):
         path.write_text(json.dumps(config))
         env = {**os.environ, "HU_STATE_DIR": str(state)}
         if not self.key:
-            created = subprocess.run([str(run.PY), "-m", "human", "--config", str(path), "gateway", "keys", "create",
+            created = subprocess.run([str(machine.PY), "-m", "human", "--config", str(path), "gateway", "keys", "create",
                                       "bench"], env=env, capture_output=True, text=True, check=True)
             self.key = created.stdout.strip()
-        return [str(run.PY), "-m", "human", "--config", str(path), "gateway", "--port", str(GATEWAY_PORT)], env
+        return [str(machine.PY), "-m", "human", "--config", str(path), "gateway", "--port", str(GATEWAY_PORT)], env
 
     def logged_rows(self) -> int:
         import sqlite3
@@ -398,10 +399,10 @@ def write(md: str, out: Path) -> None:
     text = out.read_text() if out.exists() else ""
     if BEGIN in text and END in text:
         text = text.split(BEGIN)[0] + md + text.split(END, 1)[1]
-    elif run.KEEP_MARK in text:
+    elif machine.KEEP_MARK in text:
         text = text + "\n" + md + "\n"
     else:
-        text = text + ("\n" + run.KEEP_MARK + "\n" if out == run.DOC else "") + md + "\n"
+        text = text + ("\n" + machine.KEEP_MARK + "\n" if out == machine.DOC else "") + md + "\n"
     out.write_text(text)
 
 
@@ -411,22 +412,22 @@ def main(argv: list[str] | None = None, nginx_running: bool = False) -> int:
     p.add_argument("--rounds", type=int)
     p.add_argument("--gateways", default=",".join(GATEWAYS), help="comma-separated subset of human,litellm")
     p.add_argument("--litellm-venv",
-                   default=os.environ.get("LITELLM_VENV", str(run.REPO / ".servers" / "venv-litellm")))
+                   default=os.environ.get("LITELLM_VENV", str(machine.REPO / ".servers" / "venv-litellm")))
     p.add_argument("--out", help="markdown (default: docs/performance.md; --quick: bench/results/gateway-quick.md)")
     args = p.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     if args.rounds:
         cfg["rounds"] = args.rounds
     names = [n.strip() for n in args.gateways.split(",") if n.strip()]
-    if not run.shutil.which("wrk"):
-        run.apt_install("wrk") or sys.exit("wrk is needed (apt-get install wrk)")
-    run.ensure_venv()
+    if not shutil.which("wrk"):
+        machine.apt_install("wrk") or sys.exit("wrk is needed (apt-get install wrk)")
+    machine.ensure_venv()
     venv = Path(args.litellm_venv)
     if "litellm" in names and not (venv / "bin" / "litellm").exists():
-        run.log(f"no LiteLLM at {venv} (bash tests/interop/servers.sh start installs it): skipping it")
+        machine.log(f"no LiteLLM at {venv} (bash tests/interop/servers.sh start installs it): skipping it")
         names.remove("litellm")
     work = Path(tempfile.mkdtemp(prefix="human-gateway-bench-"))
-    nginx = None if nginx_running else run.Nginx(run.ensure_nginx(), pin=True)
+    nginx = None if nginx_running else machine.Nginx(machine.ensure_nginx(), pin=True)
     paced_server = None
     report: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": args.quick,
                     "gateways": names, "rounds": [], "config": cfg}
@@ -440,14 +441,14 @@ def main(argv: list[str] | None = None, nginx_running: bool = False) -> int:
         if nginx is not None:
             nginx.start()
         (work / "paced.py").write_text(PACED_SERVER)
-        paced_server = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(run.PY), str(work / "paced.py"),
+        paced_server = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(machine.PY), str(work / "paced.py"),
                                          str(PACED_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
         time.sleep(1.5)
         gateways: dict[str, Gateway] = {name: Human(work) if name == "human" else LiteLLM(work, venv)
                                         for name in names}
         for number in range(cfg["rounds"]):
-            run.log(f"gateway round {number + 1}/{cfg['rounds']}")
+            machine.log(f"gateway round {number + 1}/{cfg['rounds']}")
             result = {"direct": direct(cfg, work)}
             for name in names if number % 2 == 0 else list(reversed(names)):  # the order alternates
                 gateway = gateways[name]
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None, nginx_running: bool = False) -> int:
                     gateway.stop()
                 if isinstance(gateway, Human):
                     human = gateway
-                run.log(f"  {name}: {json.dumps({k: round(v, 3) for k, v in result[name].items()})}")
+                machine.log(f"  {name}: {json.dumps({k: round(v, 3) for k, v in result[name].items()})}")
             report["rounds"].append(result)
     except KeyboardInterrupt:
         return 130
@@ -470,11 +471,11 @@ def main(argv: list[str] | None = None, nginx_running: bool = False) -> int:
             nginx.stop()
     if human is not None:
         report["human_rows"] = human.logged_rows()
-    run.RESULTS.mkdir(exist_ok=True)
+    machine.RESULTS.mkdir(exist_ok=True)
     name = "gateway-quick.json" if args.quick else time.strftime("gateway-%Y%m%d-%H%M%S.json")
-    (run.RESULTS / name).write_text(json.dumps(report, indent=1) + "\n")
+    (machine.RESULTS / name).write_text(json.dumps(report, indent=1) + "\n")
     md = render(report)
-    out = Path(args.out) if args.out else (run.RESULTS / "gateway-quick.md" if args.quick else run.DOC)
+    out = Path(args.out) if args.out else (machine.RESULTS / "gateway-quick.md" if args.quick else machine.DOC)
     write(md, out)
     print(md)
     bad = sum(r[n]["bad"] for r in report["rounds"] for n in names if n in r)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from .output import Output
 
 __all__ = ["main"]

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .. import __version__
+from .._version import __version__
 from ..core.proxy import UNSET, Network, proxy_rules
 from ..core.secret import Secret, key_problem, mask
 from ..errors import ConfigError, MissingCredentialError
