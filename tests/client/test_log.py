@@ -312,11 +312,13 @@ def test_the_event_loop_never_waits_for_the_database(fake, config_for, tmp_path)
 
     async def main() -> list[str]:
         client = human.AsyncClient(config=config_for(), log=store)
-        client._log._interval = 0.01  # the writer tries (and waits on the lock) at once
-        answers = await asyncio.wait_for(asyncio.gather(*(client.chat(f"q{n}") for n in range(64))), 20)
-        assert client._log.written == 0  # the writer is still stuck behind the lock
-        lock.execute("ROLLBACK")
-        await client.close()
+        try:
+            client._log._interval = 0.01  # the writer tries (and waits on the lock) at once
+            answers = await asyncio.wait_for(asyncio.gather(*(client.chat(f"q{n}") for n in range(64))), 20)
+            assert client._log.written == 0  # the writer is still stuck behind the lock
+        finally:  # closed however it ends: no socket left for a later test's garbage collection
+            lock.execute("ROLLBACK")
+            await client.close()
         return [a.content for a in answers]
 
     try:

@@ -195,6 +195,10 @@ class Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: 64 clients connecting at once overflow it, and
+    # the dropped SYNs are retried by the kernel after 1, 3, 7, 15 s; on a loaded machine a
+    # test of 64 concurrent requests then ran past its deadline (a CI flake).
+    request_queue_size = 1024
     fake: FakeServer
 
     def get_request(self) -> tuple[socket.socket, Any]:
