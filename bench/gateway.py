@@ -164,8 +164,8 @@ class Human(Gateway):
         path.write_text(json.dumps(config))
         env = {**os.environ, "HU_STATE_DIR": str(state)}
         if not self.key:
-            created = subprocess.run([str(machine.PY), "-m", "human", "--config", str(path), "gateway", "keys", "create",
-                                      "bench"], env=env, capture_output=True, text=True, check=True)
+            created = subprocess.run([str(machine.PY), "-m", "human", "--config", str(path), "gateway", "keys",
+                                      "create", "bench"], env=env, capture_output=True, text=True, check=True)
             self.key = created.stdout.strip()
         return [str(machine.PY), "-m", "human", "--config", str(path), "gateway", "--port", str(GATEWAY_PORT)], env
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import spec
 
-
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 STATE = BENCH / ".state"

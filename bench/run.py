@@ -30,12 +30,25 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import batch as batch_bench  # noqa: E402
 import spec  # noqa: E402
-from machine import (BENCH, DOC, KEEP_MARK, PY, REPO, RESULTS, SERVER_CPU, STATE, VENV, Nginx,  # noqa: E402
-                     ensure_nginx, ensure_venv, log, run_quiet)
+from machine import (  # noqa: E402
+    BENCH,
+    DOC,
+    KEEP_MARK,
+    PY,
+    REPO,
+    RESULTS,
+    SERVER_CPU,
+    STATE,
+    VENV,
+    Nginx,
+    ensure_nginx,
+    ensure_venv,
+    log,
+    run_quiet,
+)
 
 CLIENTS = ["human", "human-async", "human-log", "httpx", "aiohttp", "openai"]
 COLD_CLIENTS = ["human", "httpx", "aiohttp", "openai"]  # (a) and (a'): one per library
