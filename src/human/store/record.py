@@ -135,7 +135,7 @@ def cheap(item: Finished) -> bool:
     response = item[7]
     if response.__class__ is not ChatResponse or response._priced is not None or response._pricing is None:
         return True
-    price_answer, target, _ = response._pricing  # set by the client that made it (client.py, _stamp)
+    price_answer, target, _ = response._pricing  # set by the client that made it (client/base.py, _stamp)
     pricer = getattr(price_answer, "__self__", None)
     warm = getattr(pricer, "warm", None)
     return warm is not None and bool(warm(target, response.model))
