@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The gateway benchmark (issue 15): `human gateway` and the LiteLLM proxy, in one run, in
+"""The gateway benchmark (issue 15): `human gateway`, the LiteLLM proxy and a floor (a lean
+aiohttp pass-through with no features, research wave2.md C.6's measure), in one run, in
 front of the same nginx fixed answers (bench/run.py's target), measured by wrk.
 
     python3 bench/gateway.py             # full: 3 rounds, ~15 min; writes its block into docs/performance.md
@@ -53,7 +54,7 @@ import spec  # noqa: E402
 GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "18490"))
 PACED_PORT = int(os.environ.get("BENCH_PACED_PORT", "18492"))
 BEGIN, END = "<!-- gateway benchmark: begin -->", "<!-- gateway benchmark: end -->"
-GATEWAYS = ["human", "litellm"]
+GATEWAYS = ["human", "floor", "litellm"]
 FULL = dict(rounds=3, seconds=8, rss_requests=100_000, rss_max_s=240, paced_runs=5)
 QUICK = dict(rounds=1, seconds=3, rss_requests=10_000, rss_max_s=30, paced_runs=3)
 SERVER_CPU, GATEWAY_CPU = "0", "1"
@@ -204,6 +205,22 @@ class LiteLLM(Gateway):
                 str(GATEWAY_PORT), "--num_workers", "1"], env
 
 
+class Floor(Gateway):
+    """The floor: a lean aiohttp pass-through (research wave2.md C.6's measure), ~40 lines
+    with nothing a gateway must do (no keys, limits, retries, metering or error mapping):
+    one upstream session, the caller's body forwarded as it is, the answer relayed chunk
+    by chunk. What human gateway costs above it is what its features cost."""
+
+    name = "floor"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        path = self.work / "floor.py"
+        path.write_text(FLOOR_SERVER)
+        upstreams = {self.model: spec.BASE, self.stream_model: spec.BASE_STREAM,
+                     self.paced_model: f"http://{spec.HOST}:{PACED_PORT}/v1"}
+        return [str(machine.PY), str(path), str(GATEWAY_PORT), json.dumps(upstreams)], dict(os.environ)
+
+
 # ---- load --------------------------------------------------------------------------------------
 
 
@@ -283,6 +300,41 @@ async def handle(request):
 app = web.Application()
 app.router.add_post("/v1/chat/completions", handle)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+FLOOR_SERVER = """
+import json, sys
+from aiohttp import ClientSession, TCPConnector, web
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+UPSTREAMS = json.loads(sys.argv[2])
+async def start(app):
+    app["session"] = ClientSession(connector=TCPConnector(limit=0), auto_decompress=False)
+async def stop(app):
+    await app["session"].close()
+async def handle(request):
+    raw = await request.read()
+    base = UPSTREAMS[json.loads(raw)["model"]]
+    async with request.app["session"].post(base + "/chat/completions", data=raw,
+                                           headers={"Content-Type": "application/json"}) as upstream:
+        kind = upstream.headers.get("Content-Type", "application/json")
+        if "event-stream" not in kind:
+            return web.Response(body=await upstream.read(), status=upstream.status, headers={"Content-Type": kind})
+        response = web.StreamResponse(status=upstream.status, headers={"Content-Type": kind})
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+app = web.Application()
+app.on_startup.append(start)
+app.on_cleanup.append(stop)
+app.router.add_post("/v1/chat/completions", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None,
+            **({"loop": uvloop.new_event_loop()} if uvloop else {}))
 """
 
 
@@ -367,8 +419,9 @@ def render(report: dict) -> str:
         if not any(name in r for r in rounds):
             continue
         bad = sum(r[name]["bad"] for r in rounds if name in r)
-        label = {"human": "human gateway (keys + usage log on)", "litellm": "LiteLLM proxy "
-                 f"{report.get('litellm_version', '')} (master key, no DB)"}[name]
+        label = {"human": "human gateway (keys + usage log on)",
+                 "floor": "floor: a lean aiohttp pass-through (no features)",
+                 "litellm": f"LiteLLM proxy {report.get('litellm_version', '')} (master key, no DB)"}[name]
         p50, p99 = med(name, "p50_ms"), med(name, "p99_ms")
         served = int(med(name, "rss_requests") or 0)
         rss = f"{_f(med(name, 'rss_start_mb'), 0)} → {_f(med(name, 'rss_end_mb'), 0)} ({served:,})"
@@ -379,6 +432,12 @@ def render(report: dict) -> str:
                      f"{_f(med(name, 'cpu_us'), 0)} | {_f(med(name, 'streams_s'), 0)} | "
                      f"{_f(med(name, 'cpu_us_stream'), 0)} | {rss} | {_f(_minus(ttft, base_ttft), 1)} | "
                      f"{_f(_minus(gap, base_gap), 1)} |")
+    if all(any(n in r for r in rounds) for n in ("human", "floor")):
+        def ratio(field: str) -> str:
+            a, b = med("human", field), med("floor", field)
+            return "–" if not a or not b else f"{a / b:.2f}"
+        lines += ["", f"human gateway ÷ the floor, same run: req/s {ratio('rps')}, CPU per request "
+                      f"{ratio('cpu_us')}, streams/s {ratio('streams_s')}, CPU per stream {ratio('cpu_us_stream')}."]
     if report.get("human_rows") is not None:
         lines += ["", f"human gateway wrote {report['human_rows']:,} usage rows (one per request) in that run."]
     lines += ["", "Targets (issue 15): added p50 ≤ 0.6 ms, p99 ≤ 3 ms; ≥ 3,000 req/s and ≥ 2,500 streams/s on one "
@@ -410,7 +469,7 @@ def main(argv: list[str] | None = None, nginx_running: bool = False) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int)
-    p.add_argument("--gateways", default=",".join(GATEWAYS), help="comma-separated subset of human,litellm")
+    p.add_argument("--gateways", default=",".join(GATEWAYS), help="comma-separated subset of human,floor,litellm")
     p.add_argument("--litellm-venv",
                    default=os.environ.get("LITELLM_VENV", str(machine.REPO / ".servers" / "venv-litellm")))
     p.add_argument("--out", help="markdown (default: docs/performance.md; --quick: bench/results/gateway-quick.md)")
@@ -445,8 +504,8 @@ def main(argv: list[str] | None = None, nginx_running: bool = False) -> int:
                                          str(PACED_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
         time.sleep(1.5)
-        gateways: dict[str, Gateway] = {name: Human(work) if name == "human" else LiteLLM(work, venv)
-                                        for name in names}
+        makers = {"human": lambda: Human(work), "floor": lambda: Floor(work), "litellm": lambda: LiteLLM(work, venv)}
+        gateways: dict[str, Gateway] = {name: makers[name]() for name in names}
         for number in range(cfg["rounds"]):
             machine.log(f"gateway round {number + 1}/{cfg['rounds']}")
             result = {"direct": direct(cfg, work)}
