@@ -12,12 +12,10 @@ key: it is stored only as a hash, so it cannot be shown again).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 from typing import Any
 
-from .. import eventloop
 from ..config import load_config
 from ..errors import ConfigError
 from .output import Output
@@ -121,6 +119,9 @@ def _serve(args: argparse.Namespace, out: Output) -> int:
 
 
 def _run(gateway: Any, out: Output, *, reuse_port: bool) -> None:
+    import asyncio  # here, not at the top: every other command would pay for it at start-up
+
+    from .. import eventloop
     from ..gateway.app import serve
 
     async def main() -> None:
