@@ -354,3 +354,25 @@ def test_rows_handed_over_while_the_writer_seals_are_batched_not_written_one_at_
     store = open_store(db)
     assert len(store.exchanges(Query(limit=None))) == 301
     store.close()
+
+
+def test_the_writer_pauses_for_the_event_loop_only_while_it_keeps_up(tmp_path, monkeypatch):
+    """Pauses let an event loop beside the writer run (the gateway's p99), but each costs
+    the writer a GIL switch: with a backlog it must work flat out, or rows pile up."""
+    from human.store import writer
+
+    pauses: list[float] = []
+    monkeypatch.setattr(writer.time, "sleep", pauses.append)
+    for waiting, paused in ((100, True), (writer.BREATHE_BELOW + 100, False)):
+        pauses.clear()
+        book = book_for(tmp_path / f"logs{waiting}.db", interval=3600)
+        book.add(row(started_ms=1_796_000_000_000, prompt="first"))  # starts the (sleeping) writer thread
+        for number in range(waiting):
+            book._items.append(_Producer(book, number, []))
+        with book._lock:
+            book._seal_items()
+        assert sum(frame.exchanges for frame in book._frames) == waiting + 1
+        assert bool(pauses) is paused, (waiting, len(pauses))
+        monkeypatch.undo()
+        book.close()
+        monkeypatch.setattr(writer.time, "sleep", pauses.append)

@@ -58,11 +58,15 @@ log = logging.getLogger("human.store")
 
 # The writer thread gives the GIL back every BREATHE_EVERY items it turns into records or
 # rows, for BREATHE_S. Without it a batch of a few hundred (a busy gateway's quarter of a
-# second) is ~10 ms of Python that an event loop on the same process waits behind, in 5 ms
-# switch intervals: human gateway's p99 at one request in flight was 12 ms with its usage
-# log on and 1.5 ms with it off; with these pauses it is back near the latter.
+# second) is ~15 ms of Python that an event loop on the same process waits behind, in 5 ms
+# switch intervals: human gateway's p99 at one request in flight was 10-12 ms with its
+# usage log on and 1.5 ms with it off; with these pauses, 3 ms. A pause costs the writer
+# up to a switch interval to get the GIL back from a busy loop, which caps it near 1,600
+# rows a second: so it pauses only while fewer than BREATHE_BELOW items wait, and past
+# that works flat out until it has caught up (rows are never left to pile up).
 BREATHE_EVERY = 8
 BREATHE_S = 0.0002
+BREATHE_BELOW = 1000
 
 
 class RowMaker(Protocol):
@@ -137,8 +141,9 @@ class Logbook:
         items, ready = self._items, self._ready
         records: list[Any] = []
         secrets: tuple[str, ...] = ()
+        breathe = on_writer and len(items) + len(ready) < BREATHE_BELOW
         for number in range(len(items)):
-            if on_writer and number and number % BREATHE_EVERY == 0:
+            if breathe and number and number % BREATHE_EVERY == 0:
                 time.sleep(BREATHE_S)  # let the caller's event loop run (see BREATHE_EVERY)
             try:
                 item = items.popleft()
@@ -274,8 +279,9 @@ class Logbook:
             self._seal_some(on_writer=True)
         # What failed in a batch: alone. Only what is here now: rows the callers hand over
         # meanwhile wait for the next pass, in a batch.
+        breathe = len(ready) < BREATHE_BELOW
         for number in range(1, len(ready) + 1):
-            if number % BREATHE_EVERY == 0:
+            if breathe and number % BREATHE_EVERY == 0:
                 time.sleep(BREATHE_S)
             item = ready.popleft()
             if item.__class__ is _Batch:
@@ -302,9 +308,10 @@ class Logbook:
         items = self._items
         secrets: dict[int, tuple[str, ...]] = {}  # per client, for this batch (the items keep them alive)
         number = 0
+        breathe = len(items) < BREATHE_BELOW
         while items:
             number += 1
-            if number % BREATHE_EVERY == 0:
+            if breathe and number % BREATHE_EVERY == 0:
                 time.sleep(BREATHE_S)  # let the caller's event loop run (see BREATHE_EVERY)
             item = items.popleft()
             try:
