@@ -61,7 +61,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.info("human: error: --schema does not combine with --functions / --mcp yet: ask for the tools' "
                  "answer first, then for its structure")
         return 2
-    log = False if args.no_log or not logging_on(config.env) else log_path(config.env)
+    # a dry run sends nothing, so there is nothing to log (and the log's writer is not even loaded)
+    log = False if args.no_log or settings.dry_run or not logging_on(config.env) else log_path(config.env)
     with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out),
                 log=log) as client:
         if interactive:
