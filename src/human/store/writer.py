@@ -69,6 +69,26 @@ BREATHE_S = 0.0002
 BREATHE_BELOW = 1000
 
 
+def _breather(waiting: int) -> Callable[[], None]:
+    """Call it once per item: every BREATHE_EVERY-th call pauses for BREATHE_S (so the
+    caller's event loop runs), unless `waiting` items are a backlog to catch up on."""
+    if waiting >= BREATHE_BELOW:
+        return _no_pause
+    count = 0
+
+    def breathe() -> None:
+        nonlocal count
+        count += 1
+        if count % BREATHE_EVERY == 0:
+            time.sleep(BREATHE_S)
+
+    return breathe
+
+
+def _no_pause() -> None:
+    pass
+
+
 class RowMaker(Protocol):
     """What a producer other than the clients may hand over: its row is made on the
     writer's thread (the gateway prices its usage rows there)."""
@@ -141,10 +161,9 @@ class Logbook:
         items, ready = self._items, self._ready
         records: list[Any] = []
         secrets: tuple[str, ...] = ()
-        breathe = on_writer and len(items) + len(ready) < BREATHE_BELOW
-        for number in range(len(items)):
-            if breathe and number and number % BREATHE_EVERY == 0:
-                time.sleep(BREATHE_S)  # let the caller's event loop run (see BREATHE_EVERY)
+        breathe = _breather(len(items) + len(ready)) if on_writer else _no_pause
+        for _ in range(len(items)):
+            breathe()
             try:
                 item = items.popleft()
             except IndexError:
@@ -279,10 +298,9 @@ class Logbook:
             self._seal_some(on_writer=True)
         # What failed in a batch: alone. Only what is here now: rows the callers hand over
         # meanwhile wait for the next pass, in a batch.
-        breathe = len(ready) < BREATHE_BELOW
-        for number in range(1, len(ready) + 1):
-            if breathe and number % BREATHE_EVERY == 0:
-                time.sleep(BREATHE_S)
+        breathe = _breather(len(ready))
+        for _ in range(len(ready)):
+            breathe()
             item = ready.popleft()
             if item.__class__ is _Batch:
                 frames.append(item)
@@ -307,12 +325,9 @@ class Logbook:
     def _build_rows(self) -> None:
         items = self._items
         secrets: dict[int, tuple[str, ...]] = {}  # per client, for this batch (the items keep them alive)
-        number = 0
-        breathe = len(items) < BREATHE_BELOW
+        breathe = _breather(len(items))
         while items:
-            number += 1
-            if breathe and number % BREATHE_EVERY == 0:
-                time.sleep(BREATHE_S)  # let the caller's event loop run (see BREATHE_EVERY)
+            breathe()
             item = items.popleft()
             try:
                 if item.__class__ is tuple:
