@@ -36,7 +36,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on the loop `loop_factory` chooses, with asyncio.run's clean-up
-    (tasks cancelled, async generators and the default executor shut down)."""
+    (tasks cancelled, async generators and the default executor shut down; on Python 3.10,
+    which has no `asyncio.Runner`, the last two only)."""
     factory = loop_factory()
     if factory is None:
         return asyncio.run(main)
