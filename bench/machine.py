@@ -214,6 +214,19 @@ def stop_stale_nginx() -> None:
             time.sleep(0.1)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes `pids` have used so far; one that has gone
+    counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Nginx:
     def __init__(self, binary: str, pin: bool):
         self.binary = binary
@@ -264,14 +277,7 @@ class Nginx:
         return [int(c) for c in children]
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.worker_pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-            except (OSError, IndexError, ValueError):
-                pass
-        return total / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.worker_pids())
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
