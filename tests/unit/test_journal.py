@@ -359,11 +359,11 @@ def test_rows_handed_over_while_the_writer_seals_are_batched_not_written_one_at_
 def test_the_writer_pauses_for_the_event_loop_only_while_it_keeps_up(tmp_path, monkeypatch):
     """Pauses let an event loop beside the writer run (the gateway's p99), but each costs
     the writer a GIL switch: with a backlog it must work flat out, or rows pile up."""
-    from human.store import writer
+    from human.store import pacing
 
     pauses: list[float] = []
-    monkeypatch.setattr(writer.time, "sleep", pauses.append)
-    for waiting, paused in ((100, True), (writer.BREATHE_BELOW + 100, False)):
+    monkeypatch.setattr(pacing.time, "sleep", pauses.append)
+    for waiting, paused in ((100, True), (pacing.BREATHE_BELOW + 100, False)):
         pauses.clear()
         book = book_for(tmp_path / f"logs{waiting}.db", interval=3600)
         book.add(row(started_ms=1_796_000_000_000, prompt="first"))  # starts the (sleeping) writer thread
@@ -375,4 +375,4 @@ def test_the_writer_pauses_for_the_event_loop_only_while_it_keeps_up(tmp_path, m
         assert bool(pauses) is paused, (waiting, len(pauses))
         monkeypatch.undo()
         book.close()
-        monkeypatch.setattr(writer.time, "sleep", pauses.append)
+        monkeypatch.setattr(pacing.time, "sleep", pauses.append)

@@ -40,13 +40,13 @@ import functools
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import Exchange, Store, journal
+from .pacing import breather, no_pause
 from .record import ROW, Finished, build, capture, cheap, seal, secrets_of
 
 if TYPE_CHECKING:
@@ -55,39 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["Logbook", "RowMaker", "logbook_for"]
 
 log = logging.getLogger("human.store")
-
-# The writer thread gives the GIL back every BREATHE_EVERY items it turns into records or
-# rows, for BREATHE_S. Without it a batch of a few hundred (a busy gateway's quarter of a
-# second) is ~15 ms of Python that an event loop on the same process waits behind, in 5 ms
-# switch intervals: human gateway's p99 at one request in flight was 10-12 ms with its
-# usage log on and 1.5 ms with it off; with these pauses, 3 ms. A pause costs the writer
-# up to a switch interval to get the GIL back from a busy loop, which caps it near 1,600
-# rows a second: so it pauses only while fewer than BREATHE_BELOW items wait, and past
-# that works flat out until it has caught up (rows are never left to pile up).
-BREATHE_EVERY = 8
-BREATHE_S = 0.0002
-BREATHE_BELOW = 1000
-
-
-def _breather(waiting: int) -> Callable[[], None]:
-    """Call it once per item: every BREATHE_EVERY-th call pauses for BREATHE_S (so the
-    caller's event loop runs), unless `waiting` items are a backlog to catch up on."""
-    if waiting >= BREATHE_BELOW:
-        return _no_pause
-    count = 0
-
-    def breathe() -> None:
-        nonlocal count
-        count += 1
-        if count % BREATHE_EVERY == 0:
-            time.sleep(BREATHE_S)
-
-    return breathe
-
-
-def _no_pause() -> None:
-    pass
-
 
 class RowMaker(Protocol):
     """What a producer other than the clients may hand over: its row is made on the
@@ -161,7 +128,7 @@ class Logbook:
         items, ready = self._items, self._ready
         records: list[Any] = []
         secrets: tuple[str, ...] = ()
-        breathe = _breather(len(items) + len(ready)) if on_writer else _no_pause
+        breathe = breather(len(items) + len(ready)) if on_writer else no_pause
         for _ in range(len(items)):
             breathe()
             try:
@@ -298,7 +265,7 @@ class Logbook:
             self._seal_some(on_writer=True)
         # What failed in a batch: alone. Only what is here now: rows the callers hand over
         # meanwhile wait for the next pass, in a batch.
-        breathe = _breather(len(ready))
+        breathe = breather(len(ready))
         for _ in range(len(ready)):
             breathe()
             item = ready.popleft()
@@ -325,7 +292,7 @@ class Logbook:
     def _build_rows(self) -> None:
         items = self._items
         secrets: dict[int, tuple[str, ...]] = {}  # per client, for this batch (the items keep them alive)
-        breathe = _breather(len(items))
+        breathe = breather(len(items))
         while items:
             breathe()
             item = items.popleft()
