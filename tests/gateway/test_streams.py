@@ -156,8 +156,11 @@ def _hold_then_close(gw: Any, fake: FakeServer, stream: bool) -> float:
     deadline = time.monotonic() + 10
     while not fake.requests and time.monotonic() < deadline:
         time.sleep(0.005)
-    if stream:
-        assert b"started" in sock.recv(65536)  # the stream has begun
+    if stream:  # the stream has begun (the head and the first event may come in separate reads)
+        seen = b""
+        while b"started" not in seen and time.monotonic() < deadline:
+            seen += sock.recv(65536)
+        assert b"started" in seen
     time.sleep(0.05)
     closed = time.monotonic()
     sock.close()

@@ -131,3 +131,24 @@ def test_error_event_and_whole_answer_shapes() -> None:
                                                    "finish_reason": "stop"}], "usage": USAGE}
     out, relay = relay_all([sse_from_whole(whole, include_usage=True)], False)
     assert relay.done and relay.usage == USAGE and b'"content": "hi"' in out
+
+
+def test_errors_after_the_start_are_found_in_any_block_and_the_word_in_text_is_not_one() -> None:
+    for late in (event({"error": {"message": "lost"}}), b"event: error\ndata: lost\n\n"):
+        relay = Relay(strip_usage=True)
+        relay.feed(chunk(role=True) + chunk("a"))  # committed, model known: the unread path from here
+        out = relay.feed(chunk("b") + late)
+        out += relay.end()
+        assert b"lost" in out and relay.error is not None and not relay.complete, late
+    text, relay = relay_all([chunk(role=True), chunk("an error in the text"), chunk(finish="stop"),
+                             event(b"[DONE]")], True)
+    assert relay.error is None and relay.complete and b"an error in the text" in text
+
+
+def test_a_finish_in_a_block_never_read_is_found_when_the_body_ends() -> None:
+    relay = Relay(strip_usage=True)
+    relay.feed(chunk(role=True) + chunk("a"))
+    relay.feed(chunk("b") + chunk(finish="length") + chunk("trailing, after the finish"))
+    assert not relay.done
+    relay.end()
+    assert relay.finished and relay.complete
