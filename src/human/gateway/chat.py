@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
+from ..core.parse import decode_body
 from ..core.pump import Pump, html_error
 from ..core.relay import Relay, error_event, sse_from_whole
 from ..core.retry import Sleep
@@ -389,8 +390,6 @@ class ChatHandler:
 
 def _answer(target: Target, content_type: str | None, raw: bytes) -> dict[str, Any]:
     """The upstream's whole answer, checked: a chat completion, else the error it holds."""
-    from ..core.parse import decode_body
-
     obj = decode_body(raw, content_type, provider=target.provider, model=target.model, status=200)
     if obj.__class__ is not dict:
         raise BadResponseError("the server's answer is not a JSON object", provider=target.provider,

@@ -18,12 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..core.shapes import usage_from
+from ..store import Exchange
+from ..store.record import new_id
 from ..types import Usage
 
 if TYPE_CHECKING:
     from ..config import Target
     from ..pricing import Pricer
-    from ..store import Exchange
     from ..types import Cost
 
 __all__ = ["UsageRecord", "price"]
@@ -68,9 +69,6 @@ class UsageRecord:
         return usage_from(usage) if usage.__class__ is dict else usage  # type: ignore[return-value]
 
     def row(self) -> Exchange | None:
-        from ..store import Exchange
-        from ..store.record import new_id
-
         usage = self.metered()
         cost, note = self.cost if self.cost is not None else price(self.pricer, self.target, self.served, usage,
                                                                     self.started)

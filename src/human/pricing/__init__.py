@@ -54,6 +54,24 @@ def usage_counts(usage: Usage) -> dict[str, int]:
     return {key: value for key, value in counts.items() if value is not None}
 
 
+_ENGINE: tuple[Any, ...] | None = None
+
+
+def _engine() -> tuple[Any, ...]:
+    """(Cost, PriceError, calculate, prices_at, snapshot), imported on the first price:
+    decimal and the data reader take ~25 ms to import, which `from human import Client`
+    must not pay; and an import statement in `price` would cost ~10 µs on every call
+    (three of them), on the log writer's thread, per row."""
+    global _ENGINE
+    if _ENGINE is None:
+        from ..types import Cost
+        from .calc import PriceError, calculate, prices_at
+        from .snapshot import snapshot
+
+        _ENGINE = (Cost, PriceError, calculate, prices_at, snapshot)
+    return _ENGINE
+
+
 class Pricer:
     """Prices answers for one configuration. Cheap to build: the data is read on the
     first lookup, once per process."""
@@ -101,14 +119,11 @@ class Pricer:
         `model` is the model that served the answer, `requested` the name asked for;
         `registry` says whether `provider` is a registry name (else only the base URL
         can identify it in the data); `when` is the moment of the request (default: now)."""
-        from ..types import Cost
-        from .calc import PriceError, calculate, prices_at
-        from .snapshot import snapshot
-
         names = [name for name in (model, requested) if name]
         entry = self._override(provider, names)
         if entry is None and local:  # free, however much was used (and whether it was reported)
             return self._free()
+        Cost, PriceError, calculate, prices_at, snapshot = _engine()  # noqa: N806 - the names they are imported as
         if usage is None:
             return None, ("the server reported no token usage (for a stream, the provider must be asked for it: "
                           "`stream_usage` in the registry or your providers[] entry)")
