@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from human.config import Config
 from human.errors import (
@@ -111,3 +113,36 @@ def test_metrics_text() -> None:
     assert 'human_gateway_overhead_seconds{quantile="0.5"}' in text and "human_gateway_in_flight 0" in text
     assert 'human_gateway_upstream_seconds_bucket{le="+Inf"} 1' in text
     assert 'human_gateway_tokens_total{model="fast",kind="completion"} 3' in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.fixed_dictionaries({"model": st.sampled_from(["fast", "gpt-x", "é/ünïcode"]),
+                              "messages": st.just([{"role": "user", "content": "hi \"there\" é"}])},
+                             optional={"stream": st.booleans(), "max_tokens": st.integers(1, 9),
+                                       "max_completion_tokens": st.integers(1, 9), "temperature": st.floats(0, 1),
+                                       "stream_options": st.sampled_from([{}, {"other": 1}, {"include_usage": False},
+                                                                          {"include_usage": True}, None, 3])}),
+       st.sampled_from([{}, {"separators": (",", ":")}, {"indent": 1}, {"ensure_ascii": False}]),
+       st.sampled_from(["max_tokens", "max_completion_tokens"]),
+       st.sampled_from([frozenset(), frozenset({"stream_options"})]), st.sampled_from([{}, {"temperature": "temp"}]))
+def test_the_splice_sends_what_the_whole_encode_sends(body: dict[str, Any], spacing: dict[str, Any], field: str,
+                                                      drop: frozenset[str], rename: dict[str, str]) -> None:
+    """Whatever changes: the body spliced into the caller's text reads as the one encoded
+    whole (the fallback), and the members nothing changed keep the caller's own bytes."""
+    raw = json.dumps(body, **spacing).encode()
+    parsed = parse_request(raw)
+    assert isinstance(parsed, ChatRequest) and parsed.where is not None
+    rewrite = Rewrite("upstream-model", field, drop, rename)
+    whole = ChatRequest(parsed.raw, parsed.body, parsed.model, parsed.stream, parsed.wants_usage)  # no spans
+    assert json.loads(rewrite.apply(parsed)) == json.loads(rewrite.apply(whole))
+    sent = rewrite.apply(parsed)
+    if not any(name in body for name in drop) and "indent" not in spacing:
+        assert json.dumps(body["messages"], **spacing).encode() in sent  # the caller's bytes, not re-encoded
+
+
+def test_bodies_the_splice_cannot_take_are_encoded_whole() -> None:
+    for raw in (b'{"model": "a", "model": "fast", "messages": [{"role": "user", "content": "hi"}]}',
+                '{"model": "fast", "messages": [{"role": "user", "content": "hi"}]}'.encode("utf-16")):
+        parsed = parse_request(raw)
+        assert isinstance(parsed, ChatRequest) and parsed.where is None and parsed.model == "fast"
+        assert json.loads(Rewrite("up", "max_tokens", frozenset(), {}).apply(parsed))["model"] == "up"
