@@ -4,6 +4,7 @@ the tokens and costs of the answers, written in batches (append-only)."""
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -80,3 +81,36 @@ def test_rows_are_appended_in_batches(database_url: str) -> None:
         again.close()
     finally:
         store.close()
+
+
+def _rows_at(*ages_days: float) -> list[Any]:
+    """One exchange (and its conversation) that started `age` days ago, for each age."""
+    from human.store import Exchange
+    from human.store.record import new_id
+
+    rows = []
+    for age in ages_days:
+        ms = int((time.time() - age * 86_400) * 1000)
+        row_id = new_id(ms)
+        rows.append(Exchange(row_id, row_id, None, ms, "p", "m", "m", key_id="k"))
+    return rows
+
+
+def test_log_retention_days_prunes_postgres_and_one_process_prunes_at_a_time(database_url: str) -> None:
+    from human.store.postgres import _PRUNE_LOCK
+
+    store = PostgresStore(database_url, retention_days=1)
+    try:
+        old, recent = _rows_at(3, 0.5)
+        store.append([old, recent])  # the first append prunes: the old row goes, with its conversation
+        assert [row.id for row in store.exchanges(Query(limit=None))] == [recent.id]
+        assert store._one("SELECT count(*) FROM conversations", ())[0] == 1
+        store.append(_rows_at(5))  # within the hour: no second DELETE
+        assert len(store.exchanges(Query(limit=None))) == 2
+        with psycopg.connect(database_url) as other, other.transaction():
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (_PRUNE_LOCK,))  # another process is pruning
+            assert store.prune(int(time.time() * 1000)) == 0
+        assert store.prune(int(time.time() * 1000) - 86_400_000) == 1
+    finally:
+        store.close()
+

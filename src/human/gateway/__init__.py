@@ -72,12 +72,14 @@ def build(config: Config, *, host: str | None = None, port: int | None = None) -
             PostgresStore(settings.database_url).close()  # reachable, and migrated, before the first request
             # A logbook of its own that opens the store itself: after a failed write it
             # reconnects (a database restart must not stop the usage rows for good).
-            logbook = Logbook(functools.partial(PostgresStore, settings.database_url),
+            logbook = Logbook(functools.partial(PostgresStore, settings.database_url,
+                                                retention_days=config.log_retention_days),
                               name=PostgresStore.describe(settings.database_url))
         else:
             from ..store import default_path
 
-            logbook = logbook_for(settings.log_path or default_path(config.env), config.env)
+            logbook = logbook_for(settings.log_path or default_path(config.env), config.env,
+                                  retention_days=config.log_retention_days)
     gateway = Gateway(config, settings, limits=limits, logbook=logbook)
     gateway.check()
     return gateway

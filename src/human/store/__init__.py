@@ -171,6 +171,11 @@ def default_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(home) / ".human" / FILE_NAME
 
 
+# How often a store with a retention deletes what is older (SQLite when it imports its
+# journals, PostgreSQL after an append): a DELETE an hour, not one per write.
+PRUNE_EVERY_S = 3600.0
+
+
 def open_store(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
                busy_timeout_ms: int = 10_000, retention_days: float | None = None) -> Store:
     """The SQLite store at `path` (default: `default_path`), created and migrated as needed.

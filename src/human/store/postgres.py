@@ -23,12 +23,13 @@ advisory lock so that several processes starting at once migrate once.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from ..errors import ConfigError
-from . import Exchange, Query, UsageRow
+from . import PRUNE_EVERY_S, Exchange, Query, UsageRow
 from .record import id_floor
 
 __all__ = ["PostgresStore"]
@@ -38,6 +39,7 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
 _GROUPS = {"day": "to_char(to_timestamp(started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
            "provider": "provider", "model": "model", "key": "key_id"}
 _LOCK = 0x68756D616E  # "human": the advisory lock that serialises migrations
+_PRUNE_LOCK = _LOCK + 1  # taken by the one process that prunes: the others skip their turn
 
 
 def _m001(cursor: Any) -> None:
@@ -92,7 +94,7 @@ class PostgresStore:
     """The `Store` interface over one PostgreSQL connection (see the module docstring).
     Used from one thread at a time (the log's writer, or a command)."""
 
-    def __init__(self, url: str, *, connect_timeout_s: int = 5) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: int = 5, retention_days: float | None = None) -> None:
         try:
             import psycopg
         except ImportError:
@@ -101,6 +103,8 @@ class PostgresStore:
 
         self.url = url
         self.shown = scrub(url)
+        self._retention_ms = None if not retention_days else int(retention_days * 86_400_000)
+        self._pruned_at: float | None = None
         try:
             self._db = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
         except psycopg.Error as exc:
@@ -147,6 +151,27 @@ class PostgresStore:
             with cursor.copy(f"COPY exchanges ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+        if self._retention_ms is not None and (
+                self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_EVERY_S):
+            self.prune(int(time.time() * 1000) - self._retention_ms)
+
+    def prune(self, before_ms: int) -> int:
+        """Delete the exchanges that started before `before_ms` (unix ms), and the
+        conversations left without any; the number of exchanges deleted. Several gateway
+        processes share one database: the one holding the advisory lock prunes, the others
+        skip (0), so two never delete the same rows at once."""
+        self._pruned_at = time.monotonic()
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,))
+            locked = cursor.fetchone()
+            if locked is None or not locked[0]:
+                return 0
+            cursor.execute("DELETE FROM exchanges WHERE id < %s", (id_floor(before_ms),))
+            deleted = int(cursor.rowcount)
+            if deleted:
+                cursor.execute("DELETE FROM conversations c WHERE started_ms < %s AND NOT EXISTS "
+                               "(SELECT 1 FROM exchanges e WHERE e.conversation_id = c.id)", (before_ms,))
+            return deleted
 
     # ---- reading ------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import Exchange, Query, UsageRow, journal
+from . import PRUNE_EVERY_S, Exchange, Query, UsageRow, journal
 from .migrations import migrate
 from .record import ROW, id_floor, row_of
 
@@ -49,7 +49,6 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
 _GROUPS = {"day": "date(started_ms / 1000, 'unixepoch')", "provider": "provider", "model": "model",
            "key": "key_id"}
 IMPORT_BYTES = 1 << 20  # journal bytes per import transaction (~2,000 exchanges, ~0.15 s)
-PRUNE_EVERY_S = 3600.0
 
 
 class SQLiteStore:
