@@ -55,36 +55,45 @@ def run(args: argparse.Namespace, out: Output) -> int:
     return _serve(args, out)
 
 
-def _keyfile(args: argparse.Namespace) -> Any:
-    from ..gateway.keys import KeyFile
+def _keystore(args: argparse.Namespace) -> Any:
+    """Where the config keeps the gateway's keys: the keys file, or its PostgreSQL."""
+    from ..gateway.keys import open_keys
     from ..gateway.settings import settings_from
 
     settings = settings_from(load_config(args.config))
-    assert settings.keys_file is not None
-    return KeyFile(settings.keys_file)
+    store = open_keys(settings.keys_store, settings.keys_file, settings.database_url)
+    assert store is not None
+    return store
 
 
 def _keys(args: argparse.Namespace, out: Output) -> int:
-    keyfile = _keyfile(args)
+    store = _keystore(args)
+    try:
+        return _key_action(args, out, store)
+    finally:
+        store.close()
+
+
+def _key_action(args: argparse.Namespace, out: Output, store: Any) -> int:
     if args.keys_action == "create":
         models = [model.strip() for model in args.models.split(",") if model.strip()] if args.models else None
-        record, key = keyfile.create(args.name, models=models, rpm=args.rpm, tpm=args.tpm, budget=args.budget,
-                                     budget_period=args.budget_period)
+        record, key = store.create(args.name, models=models, rpm=args.rpm, tpm=args.tpm, budget=args.budget,
+                                   budget_period=args.budget_period)
         out.stdout.write(key + "\n")  # the one time a key is printed, on purpose: it is stored hashed
         out.stdout.flush()
-        out.info(f"created key {record.name!r} ({record.shown}) in {keyfile.path}; it is shown only now: "
+        out.info(f"created key {record.name!r} ({record.shown}) in {store.where}; it is shown only now: "
                  "give it to the caller as its API key")
         return 0
     if args.keys_action == "revoke":
-        record = keyfile.revoke(args.key)
-        out.info(f"revoked key {record.name!r} ({record.shown}); running gateways refuse it within a second")
+        record = store.revoke(args.key)
+        out.info(f"revoked key {record.name!r} ({record.shown}); running gateways refuse it within a second or two")
         return 0
-    keys = [key for key in keyfile.load() if args.all or key.revoked is None]
+    keys = [key for key in store.load() if args.all or key.revoked is None]
     if args.json:
         out.json([{k: v for k, v in key.to_json().items() if k != "digest"} for key in keys])
         return 0
     if not keys:
-        out.info(f"no gateway keys in {keyfile.path}; create one with `human gateway keys create NAME`")
+        out.info(f"no gateway keys in {store.where}; create one with `human gateway keys create NAME`")
         return 0
     rows = [[key.id, key.name, ",".join(key.models) if key.models else "all", _limit(key.rpm), _limit(key.tpm),
              f"${key.budget:g}/{key.budget_period}" if key.budget is not None else "-", key.created[:10],

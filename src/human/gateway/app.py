@@ -28,7 +28,7 @@ from ..client import AsyncClient
 from ..config import Config
 from ..config.checks import is_loopback
 from ..errors import ConfigError, HumanError
-from .keys import GatewayKey, KeyFile, Keyring
+from .keys import GatewayKey, Keyring, open_keys
 from .limits import Limits, LocalLimits
 from .metrics import Metrics
 from .reply import refusal
@@ -55,7 +55,7 @@ class Gateway:
         self.client = AsyncClient(config=config, log=False)
         self.pricer = Pricer(config.prices)
         self.metrics = Metrics()
-        self.keyfile = KeyFile(settings.keys_file) if settings.keys_file is not None else None
+        self.keys = open_keys(settings.keys_store, settings.keys_file, settings.database_url)
         self.keyring = Keyring()
         self.require_keys = False
         self._keys_stamp: tuple[int, int] | None = None
@@ -82,12 +82,12 @@ class Gateway:
                 "provider keys. Create one with `human gateway keys create NAME`, or listen on 127.0.0.1")
 
     def _reload_keys(self) -> None:
-        if self.keyfile is None:
+        if self.keys is None:
             return
-        stamp = self.keyfile.stamp()
+        stamp = self.keys.stamp()
         if stamp == self._keys_stamp:
             return
-        keys = self.keyfile.load()
+        keys = self.keys.load()
         self.keyring = Keyring(keys)
         # Once keys exist (revoked ones too), every request needs one: revoking the last key
         # must shut the gateway, never open it.
@@ -95,12 +95,20 @@ class Gateway:
         self._keys_stamp = stamp
 
     async def _watch_keys(self) -> None:
+        loop = asyncio.get_running_loop()
+        failing: str | None = None
         while True:
             await asyncio.sleep(_KEY_RELOAD_S)
-            try:
-                self._reload_keys()
-            except ConfigError as exc:  # a half-written or broken file: keep the keys we have
-                log.warning("%s", exc)
+            try:  # off the loop: a database's round trip (or a slow disk) must not stall requests
+                await loop.run_in_executor(None, self._reload_keys)
+            except ConfigError as exc:  # a half-written file, an unreachable database: keep the keys we have
+                if str(exc) != failing:  # once, not every second
+                    log.warning("%s; the gateway keeps the %d key(s) it has", exc, len(self.keyring))
+                failing = str(exc)
+            else:
+                if failing is not None:
+                    log.warning("the gateway keys can be read again (%s)", self.keys.where if self.keys else "")
+                failing = None
 
     def authenticate(self, headers: Mapping[str, str]) -> GatewayKey | None:
         """The caller's key: `Authorization: Bearer <key>` (or Azure's `api-key: <key>`)."""
@@ -137,7 +145,7 @@ class Gateway:
         return app
 
     async def _on_startup(self, app: web.Application) -> None:
-        if self.keyfile is not None:
+        if self.keys is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(self._watch_keys()))
 
     async def _on_cleanup(self, app: web.Application) -> None:
@@ -145,6 +153,8 @@ class Gateway:
             task.cancel()
         await self.limits.close()
         await self.client.close()
+        if self.keys is not None:
+            self.keys.close()
         if self.logbook is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.logbook.close)
 

@@ -8,11 +8,14 @@ hash is right for a random 256-bit secret; a slow KDF protects guessable passwor
 a presented key is checked by recomputing the hash and comparing with
 `hmac.compare_digest`, whose time does not depend on where the digests differ.
 
-The keys file (`gateway.keys_file`, default `~/.human/state/gateway-keys.json`) is JSON,
-written atomically, mode 0600, and read again by a running gateway when it changes, so
-`human gateway keys revoke` takes effect within a second without a restart. Several
-gateway machines share keys by sharing this file (a mounted volume, a config-management
-copy); the usage rows and the Redis counters name keys by id only.
+Where keys live (`gateway.keys_store`):
+- `"file"` (the default): the keys file (`gateway.keys_file`, default
+  `~/.human/state/gateway-keys.json`), JSON, written atomically, mode 0600;
+- `"database"`: a table in the gateway's PostgreSQL (`gateway.database_url`; `dbkeys.py`),
+  for several machines: a key created or revoked on one is seen by all of them.
+Either way a running gateway looks for a change every second, so `human gateway keys
+revoke` takes effect within a second or two without a restart; the usage rows and the
+Redis counters name keys by id only.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["PREFIX", "GatewayKey", "KeyFile", "Keyring", "digest"]
+__all__ = ["PREFIX", "GatewayKey", "KeyFile", "KeyStore", "Keyring", "digest", "open_keys"]
 
 PREFIX = "hgw-"
 _ID_CHARS = 12
@@ -115,11 +119,74 @@ class Keyring:
         return None
 
 
-class KeyFile:
-    """The keys file: read, create, revoke. Every write replaces the file atomically."""
+class KeyStore:
+    """Where the keys are kept: read them, create one, revoke one. `create` and `revoke`
+    read, change and write back the whole list, inside `_changing()` (which the database
+    store makes one locked transaction, so two machines never lose each other's change)."""
+
+    where = ""  # for messages: the file, or the database (its password masked)
+
+    def stamp(self) -> Any:
+        """A value that changes whenever the keys do (None: no keys kept yet)."""
+        raise NotImplementedError
+
+    def load(self) -> list[GatewayKey]:
+        raise NotImplementedError
+
+    def _save(self, keys: list[GatewayKey]) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        """Let go of what the store holds open (a database connection)."""
+
+    def create(self, name: str, *, models: Sequence[str] | None = None, rpm: int | None = None,
+               tpm: int | None = None, budget: float | None = None,
+               budget_period: str = "total") -> tuple[GatewayKey, str]:
+        """A new key: (its record, the full key to hand to the caller, shown once)."""
+        if budget_period not in _PERIODS:
+            raise ConfigError(f"budget period {budget_period!r} is not one of {', '.join(_PERIODS)}")
+        for value, what in ((rpm, "rpm"), (tpm, "tpm"), (budget, "budget")):
+            if value is not None and value <= 0:
+                raise ConfigError(f"{what} must be a positive number, not {value}")
+        with self._changing():
+            keys = self.load()
+            if any(key.name == name and key.revoked is None for key in keys):
+                raise ConfigError(f"a key named {name!r} already exists; revoke it first or choose another name")
+            key_id = secrets.token_hex(_ID_CHARS // 2)
+            secret = secrets.token_urlsafe(32)
+            record = GatewayKey(id=key_id, name=name, digest=digest(secret), created=_now(),
+                                models=tuple(models) if models else None, rpm=rpm, tpm=tpm, budget=budget,
+                                budget_period=budget_period)
+            self._save([*keys, record])
+        return record, f"{PREFIX}{key_id}-{secret}"
+
+    def revoke(self, which: str) -> GatewayKey:
+        """Revoke the key with this id, name, or shown form (`hgw-<id>-…`)."""
+        with self._changing():
+            keys = self.load()
+            wanted = which.removeprefix(PREFIX).split("-")[0] if which.startswith(PREFIX) else which
+            found = [key for key in keys if key.revoked is None and wanted in (key.id, key.name)]
+            if not found:
+                raise ConfigError(f"no active gateway key with id or name {which!r}; "
+                                  "`human gateway keys list` shows them")
+            if len(found) > 1:
+                raise ConfigError(f"{which!r} names {len(found)} keys; revoke by id")
+            target = found[0]
+            revoked = GatewayKey(**{**asdict(target), "revoked": _now()})
+            self._save([revoked if key is target else key for key in keys])
+        return revoked
+
+
+class KeyFile(KeyStore):
+    """The keys file. Every write replaces the file atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.where = str(path)
 
     def stamp(self) -> tuple[int, int] | None:
         """(mtime_ns, size) of the file, None when there is none: a change means reload."""
@@ -137,49 +204,14 @@ class KeyFile:
         except OSError as exc:
             raise ConfigError(f"cannot read the gateway keys file {self.path}: {exc.strerror}") from None
         try:
-            data = json.loads(text)
-            return [GatewayKey.from_json(item) for item in data.get("keys", ())]
+            return keys_from_json(json.loads(text))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(f"the gateway keys file {self.path} is not valid (was it edited by hand?); "
                               "restore it, or move it away and create the keys again") from None
 
-    def create(self, name: str, *, models: Sequence[str] | None = None, rpm: int | None = None,
-               tpm: int | None = None, budget: float | None = None,
-               budget_period: str = "total") -> tuple[GatewayKey, str]:
-        """A new key: (its record, the full key to hand to the caller, shown once)."""
-        if budget_period not in _PERIODS:
-            raise ConfigError(f"budget period {budget_period!r} is not one of {', '.join(_PERIODS)}")
-        for value, what in ((rpm, "rpm"), (tpm, "tpm"), (budget, "budget")):
-            if value is not None and value <= 0:
-                raise ConfigError(f"{what} must be a positive number, not {value}")
-        keys = self.load()
-        if any(key.name == name and key.revoked is None for key in keys):
-            raise ConfigError(f"a key named {name!r} already exists; revoke it first or choose another name")
-        key_id = secrets.token_hex(_ID_CHARS // 2)
-        secret = secrets.token_urlsafe(32)
-        record = GatewayKey(id=key_id, name=name, digest=digest(secret), created=_now(),
-                            models=tuple(models) if models else None, rpm=rpm, tpm=tpm, budget=budget,
-                            budget_period=budget_period)
-        self._save([*keys, record])
-        return record, f"{PREFIX}{key_id}-{secret}"
-
-    def revoke(self, which: str) -> GatewayKey:
-        """Revoke the key with this id, name, or shown form (`hgw-<id>-…`)."""
-        keys = self.load()
-        wanted = which.removeprefix(PREFIX).split("-")[0] if which.startswith(PREFIX) else which
-        found = [key for key in keys if key.revoked is None and wanted in (key.id, key.name)]
-        if not found:
-            raise ConfigError(f"no active gateway key with id or name {which!r}; `human gateway keys list` shows them")
-        if len(found) > 1:
-            raise ConfigError(f"{which!r} names {len(found)} keys; revoke by id")
-        target = found[0]
-        revoked = GatewayKey(**{**asdict(target), "revoked": _now()})
-        self._save([revoked if key is target else key for key in keys])
-        return revoked
-
     def _save(self, keys: list[GatewayKey]) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        text = json.dumps({"version": 1, "keys": [key.to_json() for key in keys]}, indent=2) + "\n"
+        text = json.dumps(keys_to_json(keys), indent=2) + "\n"
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".gateway-keys.")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -192,6 +224,26 @@ class KeyFile:
             except OSError:
                 pass
             raise
+
+
+def open_keys(keys_store: str, keys_file: Path | None, database_url: str | None) -> KeyStore | None:
+    """The store the settings name (`Settings.keys_store`); None: the gateway keeps no keys."""
+    if keys_store == "database":
+        from .dbkeys import DatabaseKeys
+
+        assert database_url is not None  # settings_from made sure
+        return DatabaseKeys(database_url)
+    return KeyFile(keys_file) if keys_file is not None else None
+
+
+def keys_to_json(keys: Sequence[GatewayKey]) -> dict[str, Any]:
+    """The keys as the keys file (and the database's one row of them) hold them."""
+    return {"version": 1, "keys": [key.to_json() for key in keys]}
+
+
+def keys_from_json(data: Mapping[str, Any]) -> list[GatewayKey]:
+    """The keys from `keys_to_json`'s shape; KeyError, TypeError or AttributeError when it is not."""
+    return [GatewayKey.from_json(item) for item in data.get("keys", ())]
 
 
 def _now() -> str:

@@ -43,6 +43,7 @@ class Settings:
     port: int = 8000
     max_body_bytes: int = DEFAULT_MAX_BODY
     keys_file: Path | None = None
+    keys_store: str = "file"  # or "database": the keys in database_url's PostgreSQL (dbkeys.py)
     redis_url: str | None = None
     redis_failure: str = "open"
     database_url: str | None = None
@@ -93,11 +94,18 @@ def settings_from(config: Config, *, host: str | None = None, port: int | None =
     section: Mapping[str, Any] = config.data.get("gateway") or {}
     keys_file = section.get("keys_file")
     log_path = section.get("log_path")
+    keys_store = section.get("keys_store", "file")
+    if keys_store not in ("file", "database"):
+        raise ConfigError(f'gateway.keys_store is "file" or "database", not {keys_store!r}')
+    if keys_store == "database" and not section.get("database_url"):
+        raise ConfigError('gateway.keys_store "database" keeps the keys in gateway.database_url\'s PostgreSQL: '
+                          'set database_url too, or use "keys_store": "file"')
     return Settings(
         host=host or section.get("host") or "127.0.0.1",
         port=section.get("port", 8000) if port is None else port,
         max_body_bytes=section.get("max_body_bytes", DEFAULT_MAX_BODY),
         keys_file=Path(keys_file).expanduser() if keys_file else default_keys_file(config.env),
+        keys_store=keys_store,
         redis_url=section.get("redis_url") or None,
         redis_failure=section.get("redis_failure", "open"),
         database_url=section.get("database_url") or None,

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -87,7 +88,18 @@ def _m001(cursor: Any) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS exchanges_key ON exchanges (key_id, id)")
 
 
-MIGRATIONS: list[Callable[[Any], None]] = [_m001]
+def _m002(cursor: Any) -> None:
+    """Named documents, each read and replaced whole (the gateway's keys, `gateway/dbkeys.py`);
+    `version` grows by one on every change, so a reader polls one integer."""
+    cursor.execute("""
+        CREATE TABLE IF NOT EXISTS documents (
+            name TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            version BIGINT NOT NULL
+        )""")
+
+
+MIGRATIONS: list[Callable[[Any], None]] = [_m001, _m002]
 
 
 class PostgresStore:
@@ -261,6 +273,33 @@ class PostgresStore:
                                 int(prompt), int(completion), int(cached), int(reasoning), Decimal(cost),
                                 int(unpriced), groups.get("key")))
         return out
+
+    # ---- documents (read and replaced whole) ---------------------------------------------------
+
+    def document(self, name: str) -> tuple[int, str] | None:
+        """(version, body) of the document `name`, None when there is none."""
+        row = self._one("SELECT version, body FROM documents WHERE name = %s", (name,))
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def document_version(self, name: str) -> int | None:
+        row = self._one("SELECT version FROM documents WHERE name = %s", (name,))
+        return None if row is None else int(row[0])
+
+    @contextmanager
+    def changing(self, name: str) -> Iterator[None]:
+        """One transaction holding the document's row lock: reads (`document`) and the
+        write (`put_document`) inside it see no other writer's change in between; two
+        machines changing it at once take turns."""
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.execute("INSERT INTO documents (name, body, version) VALUES (%s, '', 0) "
+                           "ON CONFLICT (name) DO NOTHING", (name,))
+            cursor.execute("SELECT version FROM documents WHERE name = %s FOR UPDATE", (name,))
+            yield
+
+    def put_document(self, name: str, body: str) -> None:
+        with self._db.cursor() as cursor:
+            cursor.execute("INSERT INTO documents (name, body, version) VALUES (%s, %s, 1) ON CONFLICT (name) "
+                           "DO UPDATE SET body = EXCLUDED.body, version = documents.version + 1", (name, body))
 
     # ---- deleting -----------------------------------------------------------------------------
 
