@@ -57,11 +57,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
 def _keystore(args: argparse.Namespace) -> Any:
     """Where the config keeps the gateway's keys: the keys file, or its PostgreSQL."""
-    from ..gateway.keys import open_keys
-    from ..gateway.settings import settings_from
+    from ..gateway.settings import open_keys, settings_from
 
-    settings = settings_from(load_config(args.config))
-    store = open_keys(settings.keys_store, settings.keys_file, settings.database_url)
+    store = open_keys(settings_from(load_config(args.config)))
     assert store is not None
     return store
 

@@ -28,11 +28,11 @@ from ..client import AsyncClient
 from ..config import Config
 from ..config.checks import is_loopback
 from ..errors import ConfigError, HumanError
-from .keys import GatewayKey, Keyring, open_keys
+from .keys import GatewayKey, Keyring
 from .limits import Limits, LocalLimits
 from .metrics import Metrics
 from .reply import refusal
-from .settings import Route, Settings, routes_from
+from .settings import Route, Settings, open_keys, routes_from
 
 __all__ = ["Gateway", "serve"]
 
@@ -55,7 +55,7 @@ class Gateway:
         self.client = AsyncClient(config=config, log=False)
         self.pricer = Pricer(config.prices)
         self.metrics = Metrics()
-        self.keys = open_keys(settings.keys_store, settings.keys_file, settings.database_url)
+        self.keys = open_keys(settings)
         self.keyring = Keyring()
         self.require_keys = False
         self._keys_stamp: tuple[int, int] | None = None

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["PREFIX", "GatewayKey", "KeyFile", "KeyStore", "Keyring", "digest", "open_keys"]
+__all__ = ["PREFIX", "GatewayKey", "KeyFile", "KeyStore", "Keyring", "digest"]
 
 PREFIX = "hgw-"
 _ID_CHARS = 12
@@ -224,16 +224,6 @@ class KeyFile(KeyStore):
             except OSError:
                 pass
             raise
-
-
-def open_keys(keys_store: str, keys_file: Path | None, database_url: str | None) -> KeyStore | None:
-    """The store the settings name (`Settings.keys_store`); None: the gateway keeps no keys."""
-    if keys_store == "database":
-        from .dbkeys import DatabaseKeys
-
-        assert database_url is not None  # settings_from made sure
-        return DatabaseKeys(database_url)
-    return KeyFile(keys_file) if keys_file is not None else None
 
 
 def keys_to_json(keys: Sequence[GatewayKey]) -> dict[str, Any]:

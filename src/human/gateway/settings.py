@@ -21,8 +21,9 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from .keys import KeyFile, KeyStore
 
-__all__ = ["DEFAULT_MAX_BODY", "Route", "Settings", "routes_from", "settings_from", "split_id"]
+__all__ = ["DEFAULT_MAX_BODY", "Route", "Settings", "open_keys", "routes_from", "settings_from", "split_id"]
 
 DEFAULT_MAX_BODY = 8 << 20
 KEYS_FILE = "gateway-keys.json"
@@ -112,6 +113,17 @@ def settings_from(config: Config, *, host: str | None = None, port: int | None =
         log=section.get("log", True),
         log_path=Path(log_path).expanduser() if log_path else None,
     )
+
+
+def open_keys(settings: Settings) -> KeyStore | None:
+    """Where these settings keep the gateway's keys (`keys_store`): the keys file, or the
+    PostgreSQL of `database_url` (`dbkeys.py`, which needs psycopg: imported only then)."""
+    if settings.keys_store == "database":
+        from .dbkeys import DatabaseKeys
+
+        assert settings.database_url is not None  # settings_from made sure
+        return DatabaseKeys(settings.database_url)
+    return KeyFile(settings.keys_file) if settings.keys_file is not None else None
 
 
 def default_keys_file(env: Mapping[str, str] | None = None) -> Path:
