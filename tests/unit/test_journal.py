@@ -376,3 +376,26 @@ def test_the_writer_pauses_for_the_event_loop_only_while_it_keeps_up(tmp_path, m
         monkeypatch.undo()
         book.close()
         monkeypatch.setattr(pacing.time, "sleep", pauses.append)
+
+
+def test_a_writer_that_is_never_idle_still_imports_and_its_backlog_stays_bounded(tmp_path):
+    """Constant traffic (no idle moment, no reader): past the backlog limit the writer
+    imports in small slices while it goes on journaling, so the journal never holds more
+    than about the limit, and every row is imported exactly once."""
+    db = tmp_path / "logs.db"
+    book = book_for(db, interval=0.01, idle=3600, backlog_limit=200)
+    added, peak, started = 0, 0, time.monotonic()
+    while time.monotonic() - started < 3:
+        for _ in range(20):
+            book.add(row(started_ms=1_796_000_000_000 + added, prompt=f"p{added}"))
+            added += 1
+        time.sleep(0.005)
+        if db.exists() and book.written:  # the database is made before the first journal
+            peak = max(peak, added - raw_count(db))
+    imported_while_busy = raw_count(db)
+    assert imported_while_busy > added // 2  # not left for the exit or a reader
+    assert peak < 200 + 2_000  # the limit, plus what arrives while a slice runs (generously)
+    book.close()
+    assert raw_count(db) == added  # nothing lost, nothing twice
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(DISTINCT prompt) FROM exchanges").fetchone()[0] == added

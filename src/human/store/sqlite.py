@@ -59,6 +59,7 @@ class SQLiteStore:
         self._busy_s = busy_timeout_ms / 1000
         self._retention_ms = None if not retention_days else int(retention_days * 86_400_000)
         self._pruned_at: float | None = None  # monotonic time of the last prune
+        self.imported_rows = 0  # rows the journal imports of this store have inserted
         self._db = self._open(busy_timeout_ms)
 
     def __repr__(self) -> str:
@@ -126,24 +127,29 @@ class SQLiteStore:
 
     # ---- importing the journals (journal.py) ---------------------------------------------------
 
-    def catch_up(self, *, budget_s: float | None = None) -> bool:
+    def catch_up(self, *, budget_s: float | None = None, max_bytes: int = IMPORT_BYTES,
+                 pause: Callable[[], None] | None = None) -> bool:
         """Import every whole record the journals of this database hold (and prune, when a
         retention is set and an hour has passed). True when nothing is left to import;
         False when `budget_s` (seconds) ran out first. Raises sqlite3.Error or OSError
         when the database cannot be written (read-only, locked for longer than the busy
-        timeout); what was not imported stays in the journals."""
+        timeout); what was not imported stays in the journals. `max_bytes` of journal a
+        transaction, and `pause()` between two: a busy writer's short slices (pacing.py).
+        `imported_rows` counts the rows this store has inserted so far."""
         deadline = None if budget_s is None else time.monotonic() + budget_s
         done = not journal.available or not journal.journal_names(self.path)
         while not done:
-            done = self._retry(self._import_some)
+            done = self._retry(functools.partial(self._import_some, max_bytes))
             if deadline is not None and time.monotonic() > deadline:
                 break
+            if pause is not None and not done:
+                pause()
         if self._retention_ms is not None and (
                 self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_EVERY_S):
             self.prune(int(time.time() * 1000) - self._retention_ms)
         return done
 
-    def _import_some(self) -> bool:
+    def _import_some(self, max_bytes: int = IMPORT_BYTES) -> bool:
         """One transaction: up to IMPORT_BYTES of records from the journals, oldest
         exchange first, as rows; each journal's offset moves with them. True when every
         journal was read to its end."""
@@ -154,7 +160,7 @@ class SQLiteStore:
         try:
             names = journal.journal_names(self.path)  # listed again under the lock
             offsets = dict(db.execute("SELECT name, imported_to FROM journal_offsets").fetchall())
-            budget, done = IMPORT_BYTES, True
+            budget, done = max_bytes, True
             for name in names:
                 if budget <= 0:
                     done = False
@@ -166,7 +172,8 @@ class SQLiteStore:
                     done = done and not found.more
             records = [record for found in scans for record, _ in found.records]
             records.sort(key=_started)  # a parent before the exchanges that continue it
-            self._insert(self._rows(records))
+            rows = self._rows(records)
+            self._insert(rows)
             for found in scans:
                 if found.end != offsets.get(found.name):
                     db.execute("INSERT OR REPLACE INTO journal_offsets VALUES (?, ?)", (found.name, found.end))
@@ -176,6 +183,7 @@ class SQLiteStore:
                 db.executemany("DELETE FROM journal_offsets WHERE name = ?", gone)
             db.execute("COMMIT")
             committed = True
+            self.imported_rows += len(rows)
         finally:
             if not committed and db.in_transaction:
                 db.execute("ROLLBACK")

@@ -10,7 +10,8 @@ loop): a deque append, never a lock, never I/O. A daemon thread wakes every
   thread appends the batches to this process's journal beside the database
   (journal.py). Building the rows and inserting them (~90 µs an exchange) is left to
   whoever reads the log next, or done here when the process has made no request for
-  `idle` seconds, and when the logbook closes (at interpreter exit, within
+  `idle` seconds, a little at each wake once a never-idle process has a backlog
+  (pacing.py), and when the logbook closes (at interpreter exit, within
   `exit_budget` seconds; what is left waits for a reader);
 - to a `Store` object (`log=store`; the gateway's PostgreSQL): rows are built here and
   appended to it in one transaction per batch (as on a platform without journals).
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import Exchange, Store, journal
-from .pacing import breather, no_pause
+from .pacing import BACKLOG_LIMIT, BUSY_IMPORT_BYTES, BUSY_IMPORT_S, breather, no_pause, pause
 from .record import ROW, Finished, build, capture, cheap, seal, secrets_of
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ class RowMaker(Protocol):
 class Logbook:
     def __init__(self, open_store: Callable[[], Store], *, interval: float = 0.25, batch: int = 256,
                  max_pending: int = 100_000, name: str = "", owned: bool = True, journal_for: Path | None = None,
-                 idle: float = 2.0, exit_budget: float = 1.0, seal_every: int = 32) -> None:
+                 idle: float = 2.0, exit_budget: float = 1.0, seal_every: int = 32,
+                 backlog_limit: int = BACKLOG_LIMIT) -> None:
         self._open_store = open_store
         self._owned = owned  # a store the caller made is never closed here
         self._interval, self._batch, self._max_pending = interval, batch, max_pending
@@ -89,6 +91,8 @@ class Logbook:
         self._warned = False
         self._dropped = 0
         self._unimported = False  # this process journaled exchanges no import has taken yet
+        self._backlog = 0  # about how many of them (pacing.BACKLOG_LIMIT: past it, import while busy)
+        self._backlog_limit = backlog_limit
         self.written = 0
         _every.add(self)
 
@@ -212,6 +216,8 @@ class Logbook:
                 quiet = 0.0
                 with self._lock:
                     self._write_pending()
+                    if self._unimported and self._backlog > self._backlog_limit:  # never idle: import a little
+                        self._import(BUSY_IMPORT_S, max_bytes=BUSY_IMPORT_BYTES, pause=pause)
             elif self._unimported:
                 quiet += self._interval
                 if quiet >= self._idle:
@@ -230,7 +236,9 @@ class Logbook:
                     try:
                         self._journal.write(self._frames)
                     finally:
-                        self.written += before - sum(frame.exchanges for frame in self._frames)
+                        journaled = before - sum(frame.exchanges for frame in self._frames)
+                        self.written += journaled
+                        self._backlog += journaled
                         self._unimported = True
             else:
                 self._build_rows()
@@ -331,17 +339,22 @@ class Logbook:
 
     # ---- importing (journal mode) -------------------------------------------------------------
 
-    def _import(self, budget: float | None) -> None:
+    def _import(self, budget: float | None, **slices: Any) -> None:
         """Under the lock: import the journals of this database (this process's and any
-        other's) for up to `budget` seconds. A failure loses nothing: the records stay
-        in the journals for the next import."""
+        other's) for up to `budget` seconds (`slices`: catch_up's). A failure loses
+        nothing: the records stay in the journals for the next import."""
         try:
-            done = _sqlite(self._open()).catch_up(budget_s=budget)
+            store = _sqlite(self._open())
+            before = store.imported_rows
+            done = store.catch_up(budget_s=budget, **slices)
         except Exception as exc:
             self._failed(exc, importing=True)
             return
         if done:
             self._unimported = False
+            self._backlog = 0
+        else:
+            self._backlog = max(0, self._backlog - (store.imported_rows - before))
 
     def _close_journal(self) -> None:
         assert self._journal is not None
