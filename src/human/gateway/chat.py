@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
@@ -154,35 +155,16 @@ class ChatHandler:
 
     async def _whole(self, request: web.Request, parsed: ChatRequest, route: Route, record: UsageRecord,
                      t0: float) -> web.StreamResponse:
-        client = self.client
-        waited = 0.0
-        plan = client.plan(route.provider, route.model).run()
-        action = next(plan)
-        while True:
-            if isinstance(action, Sleep):
-                began = perf_counter()
-                await asyncio.sleep(action.seconds)
-                waited += perf_counter() - began
-                action = plan.send(None)
-                continue
-            target: Target = action.target
-            body = self._rewrite(target).apply(parsed)
-            began = perf_counter()
-            outcome: Any
-            try:
-                exchange = await client.send_prepared(target, body)
-                answer = await exchange.read()
-                outcome = (target, answer, _answer(target, exchange.headers.get("content-type"), answer))
-            except HumanError as exc:
-                outcome = client.stamped(exc, target)
-            waited += perf_counter() - began
-            try:
-                action = plan.send(outcome)
-            except StopIteration as done:
-                (target, answer, obj), send = done.value
-                break
-            except HumanError as final:
-                return self._upstream_failed(final, record, t0, waited, action)
+        async def attempt(target: Target, body: bytes) -> tuple[Target, bytes, dict[str, Any]]:
+            exchange = await self.client.send_prepared(target, body)
+            answer = await exchange.read()
+            return target, answer, _answer(target, exchange.headers.get("content-type"), answer)
+
+        done = await self._through_plan(parsed, route, record, t0, attempt)
+        if isinstance(done, web.Response):
+            return done
+        result, send, waited = done
+        target, answer, obj = result
         record.target, record.attempts = target, send.attempt
         record.served = obj.get("model") if isinstance(obj.get("model"), str) else None
         record.usage = obj.get("usage") if obj.get("usage").__class__ is dict else None
@@ -206,33 +188,15 @@ class ChatHandler:
 
     async def _stream(self, request: web.Request, parsed: ChatRequest, route: Route, record: UsageRecord,
                       t0: float) -> web.StreamResponse:
+        async def attempt(target: Target, body: bytes) -> tuple[Any, Relay, bytes, Target]:
+            return (*await self._open(target, body, parsed), target)
+
+        done = await self._through_plan(parsed, route, record, t0, attempt)
+        if isinstance(done, web.Response):
+            return done
+        result, send, waited = done
+        chunks, relay, first, target = result
         client = self.client
-        waited = 0.0
-        plan = client.plan(route.provider, route.model).run()
-        action = next(plan)
-        while True:
-            if isinstance(action, Sleep):
-                began = perf_counter()
-                await asyncio.sleep(action.seconds)
-                waited += perf_counter() - began
-                action = plan.send(None)
-                continue
-            target: Target = action.target
-            body = self._rewrite(target).apply(parsed)
-            began = perf_counter()
-            outcome: Any
-            try:
-                outcome = await self._open(target, body, parsed)
-            except HumanError as exc:
-                outcome = client.stamped(exc, target)
-            waited += perf_counter() - began
-            try:
-                action = plan.send(outcome)
-            except StopIteration as done:
-                (chunks, relay, first), send = done.value
-                break
-            except HumanError as final:
-                return self._upstream_failed(final, record, t0, waited, action)
         record.target, record.attempts = target, send.attempt
         overhead = perf_counter() - t0 - waited
         response = web.StreamResponse(headers={**_STREAM_HEADERS, "x-human-overhead-ms": f"{overhead * 1000:.3f}",
@@ -266,6 +230,40 @@ class ChatHandler:
             self._meter_stream(relay, record, parsed, target)
             record.total_ms = (perf_counter() - t0) * 1000
         return response
+
+    async def _through_plan(self, parsed: ChatRequest, route: Route, record: UsageRecord, t0: float,
+                            attempt: Callable[[Target, bytes], Awaitable[Any]]
+                            ) -> web.Response | tuple[Any, Any, float]:
+        """Run `attempt(target, body)` through the client's plan for the route (retries,
+        fallbacks, the breaker): (what the attempt that succeeded returned, its Send, the
+        seconds spent waiting on upstreams and backoffs), or the failure's answer."""
+        client = self.client
+        waited = 0.0
+        plan = client.plan(route.provider, route.model).run()
+        action = next(plan)
+        while True:
+            if isinstance(action, Sleep):
+                began = perf_counter()
+                await asyncio.sleep(action.seconds)
+                waited += perf_counter() - began
+                action = plan.send(None)
+                continue
+            target: Target = action.target
+            body = self._rewrite(target).apply(parsed)
+            began = perf_counter()
+            outcome: Any
+            try:
+                outcome = await attempt(target, body)
+            except HumanError as exc:
+                outcome = client.stamped(exc, target)
+            waited += perf_counter() - began
+            try:
+                action = plan.send(outcome)
+            except StopIteration as done:
+                result, send = done.value
+                return result, send, waited
+            except HumanError as final:
+                return self._upstream_failed(final, record, t0, waited, action)
 
     async def _open(self, target: Target, body: bytes, parsed: ChatRequest) -> tuple[Any, Relay, bytes]:
         """One attempt of a stream: send, and read until the first output (the commit point).
