@@ -67,6 +67,7 @@ def test_pure_core_imports_no_io_modules():
         "import human.core.wire, human.core.retry, human.core.classify, human.core.schema\n"
         "import human.core.extract, human.core.partial, human.structured.session\n"
         "import human.core.http1, human.core.decoding, human.core.proxy, human.core.redirect, human.core.pump\n"
+        "import human.core.handle\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))"
     )
     loaded = json.loads(fresh(code))

@@ -14,6 +14,7 @@ so sync and async behave alike by construction.
     classify    an HTTP error answer -> the right error class
     retry       the retry / fallback / circuit-breaker plan, as a generator
     pump        a stream's bytes -> events, with the end rules ([DONE], error events, cut-offs)
+    handle      the shell every stream handle shares: iterate once, close, until_done
     http1       an HTTP/1.1 response's bytes -> status, headers, body (every framing, 1xx)
     decoding    Content-Encoding gzip / deflate (br / zstd when installed)
     redirect    which redirects are followed, and which headers survive them

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from ..core.handle import AsyncStreamHandle, StreamHandle
 from ..core.secret import scrub
 from ..errors import APITimeoutError, HumanError, StructuredOutputError
 from ..profile import load_profile
@@ -118,6 +119,21 @@ def _scrubbed(exc: StructuredOutputError, target: Any) -> StructuredOutputError:
     return exc
 
 
+class _StreamBase:
+    """What both structured streams hold (the shell, `__iter__` to `until_done`, is
+    core/handle.py's): the target and the session are settled when the stream is made."""
+
+    def __init__(self, client: Any, messages: Any, response_format: Any, route: dict[str, Any],
+                 options: dict[str, Any]) -> None:
+        self._client, self._route = client, route
+        self._target = _target(client, route)
+        self._session = start(client, self._target, messages, response_format, options)
+        self.response: ChatResponse | None = None
+
+    def _outcome(self) -> ChatResponse | None:
+        return self.response
+
+
 # ---- sync ------------------------------------------------------------------------------------
 
 
@@ -145,40 +161,10 @@ def chat(client: Any, messages: Any, response_format: Any, route: dict[str, Any]
         _remember(client, target, session)
 
 
-class StructuredStream:
+class StructuredStream(_StreamBase, StreamHandle[StreamEvent, ChatResponse]):
     """The events of a structured answer: the stream's own events, a `PartialObject`
     whenever another field is complete, a `ReaskEvent` before a re-ask, and last a
     `ParsedObject` with the validated result (also on `.response.parsed`)."""
-
-    def __init__(self, client: Any, messages: Any, response_format: Any, route: dict[str, Any],
-                 options: dict[str, Any]) -> None:
-        self._client, self._route = client, route
-        self._target = _target(client, route)
-        self._session = start(client, self._target, messages, response_format, options)
-        self.response: ChatResponse | None = None
-        self._iterator: Iterator[StreamEvent] | None = None
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    def __enter__(self) -> StructuredStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
-
-    def until_done(self) -> ChatResponse:
-        """Consume the stream and return the answer (`.parsed` holds the object)."""
-        for _ in self:
-            pass
-        assert self.response is not None
-        return self.response
 
     def _events(self) -> Iterator[StreamEvent]:
         session = self._session
@@ -242,38 +228,8 @@ async def achat(client: Any, messages: Any, response_format: Any, route: dict[st
         _remember(client, target, session)
 
 
-class AsyncStructuredStream:
+class AsyncStructuredStream(_StreamBase, AsyncStreamHandle[StreamEvent, ChatResponse]):
     """The async twin of `StructuredStream`."""
-
-    def __init__(self, client: Any, messages: Any, response_format: Any, route: dict[str, Any],
-                 options: dict[str, Any]) -> None:
-        self._client, self._route = client, route
-        self._target = _target(client, route)
-        self._session = start(client, self._target, messages, response_format, options)
-        self.response: ChatResponse | None = None
-        self._iterator: AsyncIterator[StreamEvent] | None = None
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    async def __aenter__(self) -> AsyncStructuredStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
-
-    async def until_done(self) -> ChatResponse:
-        """Consume the stream and return the answer (`.parsed` holds the object)."""
-        async for _ in self:
-            pass
-        assert self.response is not None
-        return self.response
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         session = self._session
