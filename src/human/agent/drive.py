@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
+from ..core.handle import AsyncStreamHandle, StreamHandle
 from ..core.wire import normalize_messages
 from ..profile import load_profile
 from .emulate import ContentGate, parse_calls
@@ -66,49 +67,40 @@ def _record(client: Any, plan: Plan, logged: int) -> int:
     return len(plan.steps)
 
 
-# ---- sync --------------------------------------------------------------------------------
+class _RunBase:
+    """What both drivers of a run hold (the shell, `__iter__` to `until_done`, is
+    core/handle.py's), and `.messages`. Each driver keeps its own signature: `approve`
+    returns a bool for `RunStream`, and may return an awaitable for `AsyncRunStream`."""
 
-
-class RunStream:
-    """A run, step by step: iterate for events; afterwards `.result` holds the RunResult.
-    `.messages` is the conversation so far, every tool call answered, at any moment."""
-
-    def __init__(self, client: Any, messages: Any, *, tools: Sequence[Any] = (), mcp: Sequence[Any] = (),
-                 approve: Callable[[Any], bool] | None = None, max_parallel: int = 8,
-                 tool_timeout: float | None = None, stream: bool = True, **settings: Any) -> None:
+    def __init__(self, client: Any, messages: Any, tools: Sequence[Any], mcp: Sequence[Any],
+                 approve: Callable[[Any], Any] | None, max_parallel: int, tool_timeout: float | None,
+                 stream: bool, settings: dict[str, Any]) -> None:
         self._client, self._messages, self._tools = client, messages, as_tools(tools)
         self._mcp = resolve_servers(mcp, client.config) if mcp else []
         self._approve, self._max_parallel, self._tool_timeout = approve, max(1, max_parallel), tool_timeout
         self._stream, self._settings = stream, settings
         self.plan: Plan | None = None
         self.result: RunResult | None = None
-        self._iterator: Iterator[RunEvent] | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
         return self.plan.messages if self.plan is not None else list(normalize_messages(self._messages))
 
-    def __iter__(self) -> Iterator[RunEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    def __enter__(self) -> RunStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
-
-    def until_done(self) -> RunResult:
-        """Run to the end and return the result."""
-        for _ in self:
-            pass
-        assert self.result is not None
+    def _outcome(self) -> RunResult | None:
         return self.result
+
+
+# ---- sync --------------------------------------------------------------------------------
+
+
+class RunStream(_RunBase, StreamHandle[RunEvent, RunResult]):
+    """A run, step by step: iterate for events; afterwards `.result` holds the RunResult.
+    `.messages` is the conversation so far, every tool call answered, at any moment."""
+
+    def __init__(self, client: Any, messages: Any, *, tools: Sequence[Any] = (), mcp: Sequence[Any] = (),
+                 approve: Callable[[Any], bool] | None = None, max_parallel: int = 8,
+                 tool_timeout: float | None = None, stream: bool = True, **settings: Any) -> None:
+        super().__init__(client, messages, tools, mcp, approve, max_parallel, tool_timeout, stream, settings)
 
     def _events(self) -> Iterator[RunEvent]:
         client = self._client
@@ -219,45 +211,13 @@ def _timed(tool: Tool, action: RunTools, position: int) -> tuple[str, Any, float
 # ---- async -------------------------------------------------------------------------------
 
 
-class AsyncRunStream:
+class AsyncRunStream(_RunBase, AsyncStreamHandle[RunEvent, RunResult]):
     """The async twin of `RunStream`: `async for` the events; `approve` may be async."""
 
     def __init__(self, client: Any, messages: Any, *, tools: Sequence[Any] = (), mcp: Sequence[Any] = (),
                  approve: Callable[[Any], Any] | None = None, max_parallel: int = 8,
                  tool_timeout: float | None = None, stream: bool = True, **settings: Any) -> None:
-        self._client, self._messages, self._tools = client, messages, as_tools(tools)
-        self._mcp = resolve_servers(mcp, client.config) if mcp else []
-        self._approve, self._max_parallel, self._tool_timeout = approve, max(1, max_parallel), tool_timeout
-        self._stream, self._settings = stream, settings
-        self.plan: Plan | None = None
-        self.result: RunResult | None = None
-        self._iterator: AsyncIterator[RunEvent] | None = None
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        return self.plan.messages if self.plan is not None else list(normalize_messages(self._messages))
-
-    def __aiter__(self) -> AsyncIterator[RunEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    async def __aenter__(self) -> AsyncRunStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
-
-    async def until_done(self) -> RunResult:
-        """Run to the end and return the result."""
-        async for _ in self:
-            pass
-        assert self.result is not None
-        return self.result
+        super().__init__(client, messages, tools, mcp, approve, max_parallel, tool_timeout, stream, settings)
 
     async def _events(self) -> AsyncIterator[RunEvent]:
         client = self._client
