@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Target
+from ..core.handle import AsyncStreamHandle
 from ..core.pump import Pump, Replay, events_from_whole, html_error
 from ..core.retry import Plan, Sleep
 from ..core.wire import NOT_GIVEN, NotGiven
@@ -200,7 +201,7 @@ class AsyncClient(_Base):
         await self.close()
 
 
-class AsyncChatStream:
+class AsyncChatStream(AsyncStreamHandle[StreamEvent, ChatResponse]):
     """The async twin of `ChatStream`."""
 
     def __init__(self, client: AsyncClient, plan: Plan, messages: Any, options: Mapping[str, Any],
@@ -208,29 +209,14 @@ class AsyncChatStream:
         self._client, self._plan, self._messages = client, plan, messages
         self._options, self._call = options, call
         self.response: ChatResponse | None = None
-        self._iterator: AsyncIterator[StreamEvent] | None = None
 
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:  # the shell's, with the log (if any) around the events
         if self._iterator is None:
             events = self._events()
             self._iterator = events if self._client._log is None else _alogged_events(self, events)
         return self._iterator
 
-    async def __aenter__(self) -> AsyncChatStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
-
-    async def until_done(self) -> ChatResponse:
-        """Consume the stream and return the assembled answer."""
-        async for _ in self:
-            pass
-        assert self.response is not None
+    def _outcome(self) -> ChatResponse | None:
         return self.response
 
     async def _events(self) -> AsyncIterator[StreamEvent]:

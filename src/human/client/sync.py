@@ -8,6 +8,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..config import Target
+from ..core.handle import StreamHandle
 from ..core.pump import Pump, Replay, events_from_whole, html_error
 from ..core.retry import Plan, Sleep
 from ..core.wire import NOT_GIVEN, NotGiven
@@ -183,7 +184,7 @@ class Client(_Base):
         self.close()
 
 
-class ChatStream:
+class ChatStream(StreamHandle[StreamEvent, ChatResponse]):
     """The events of one streamed answer. Retries and fallbacks happen only before the
     first event reaches you; after that a failure raises with `.partial` set."""
 
@@ -192,29 +193,14 @@ class ChatStream:
         self._client, self._plan, self._messages = client, plan, messages
         self._options, self._call = options, call
         self.response: ChatResponse | None = None
-        self._iterator: Iterator[StreamEvent] | None = None
 
-    def __iter__(self) -> Iterator[StreamEvent]:
+    def __iter__(self) -> Iterator[StreamEvent]:  # the shell's, with the log (if any) around the events
         if self._iterator is None:
             events = self._events()
             self._iterator = events if self._client._log is None else _logged_events(self, events)
         return self._iterator
 
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
-
-    def until_done(self) -> ChatResponse:
-        """Consume the stream and return the assembled answer."""
-        for _ in self:
-            pass
-        assert self.response is not None
+    def _outcome(self) -> ChatResponse | None:
         return self.response
 
     def _events(self) -> Iterator[StreamEvent]:
