@@ -150,6 +150,17 @@ def test_the_key_never_leaks_from_a_structured_error(driver, fake, config_for):
     assert all(CANARY not in text for text in shown)
 
 
+def test_the_key_never_leaks_from_a_structured_stream_error(driver, fake, config_for):
+    for _ in range(2):
+        fake.completion(f"I cannot; my key is {CANARY}")
+    with pytest.raises(StructuredOutputError) as caught:
+        driver.client(config_for()).stream("Ada", response_format=Person, max_retries=1)
+    error = caught.value
+    shown = [str(error), repr(error), repr(vars(error)), *(repr(a) for a in error.attempts)]
+    assert all(CANARY not in text for text in shown)
+    assert error.__cause__ is None and error.__suppress_context__
+
+
 def test_a_whole_call_timeout_bounds_the_re_asks_too(driver, fake, config_for):
     now = [0.0]
 

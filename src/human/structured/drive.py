@@ -11,6 +11,7 @@ sync and async halves are written line for line alike.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -92,9 +93,17 @@ def _seconds(timeout: Any) -> float | None:
     return None
 
 
-def _remember(client: Any, target: Any, session: Session) -> None:
-    if session.learned is not None:
-        _learned.setdefault(client, {})[_endpoint(target)] = session.learned
+@contextlib.contextmanager
+def _finishing(client: Any, target: Any, session: Session) -> Iterator[None]:
+    """How each of the four drivers ends, whatever ends it: a mode the session learned for
+    the endpoint is remembered, and a `StructuredOutputError` leaves without the key."""
+    try:
+        yield
+    except StructuredOutputError as exc:
+        raise _scrubbed(exc, target) from None
+    finally:
+        if session.learned is not None:
+            _learned.setdefault(client, {})[_endpoint(target)] = session.learned
 
 
 def _scrubbed(exc: StructuredOutputError, target: Any) -> StructuredOutputError:
@@ -144,7 +153,7 @@ def chat(client: Any, messages: Any, response_format: Any, route: dict[str, Any]
     session = start(client, target, messages, response_format, options)
     ask = session.ask()
     deadline = _Deadline(client, route)
-    try:
+    with _finishing(client, target, session):
         while True:
             try:
                 response = client.chat(ask.messages, **deadline.route(route), **ask.options)
@@ -155,10 +164,6 @@ def chat(client: Any, messages: Any, response_format: Any, route: dict[str, Any]
             if isinstance(outcome, ChatResponse):
                 return outcome
             ask = outcome
-    except StructuredOutputError as exc:
-        raise _scrubbed(exc, target) from None
-    finally:
-        _remember(client, target, session)
 
 
 class StructuredStream(_StreamBase, StreamHandle[StreamEvent, ChatResponse]):
@@ -170,7 +175,7 @@ class StructuredStream(_StreamBase, StreamHandle[StreamEvent, ChatResponse]):
         session = self._session
         ask: Ask = session.ask()
         deadline = _Deadline(self._client, self._route)
-        try:
+        with _finishing(self._client, self._target, session):
             while True:
                 stream = self._client.stream(ask.messages, **deadline.route(self._route), **ask.options)
                 reader = PartialReader(session.spec, ask.mode)
@@ -195,10 +200,6 @@ class StructuredStream(_StreamBase, StreamHandle[StreamEvent, ChatResponse]):
                     return
                 yield ReaskEvent(len(session.attempts) + 1, session.attempts[-1].errors)
                 ask = outcome
-        except StructuredOutputError as exc:
-            raise _scrubbed(exc, self._target) from None
-        finally:
-            _remember(self._client, self._target, session)
 
 
 # ---- async -----------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ async def achat(client: Any, messages: Any, response_format: Any, route: dict[st
     session = start(client, target, messages, response_format, options)
     ask = session.ask()
     deadline = _Deadline(client, route)
-    try:
+    with _finishing(client, target, session):
         while True:
             try:
                 response = await client.chat(ask.messages, **deadline.route(route), **ask.options)
@@ -222,10 +223,6 @@ async def achat(client: Any, messages: Any, response_format: Any, route: dict[st
             if isinstance(outcome, ChatResponse):
                 return outcome
             ask = outcome
-    except StructuredOutputError as exc:
-        raise _scrubbed(exc, target) from None
-    finally:
-        _remember(client, target, session)
 
 
 class AsyncStructuredStream(_StreamBase, AsyncStreamHandle[StreamEvent, ChatResponse]):
@@ -235,7 +232,7 @@ class AsyncStructuredStream(_StreamBase, AsyncStreamHandle[StreamEvent, ChatResp
         session = self._session
         ask: Ask = session.ask()
         deadline = _Deadline(self._client, self._route)
-        try:
+        with _finishing(self._client, self._target, session):
             while True:
                 stream = self._client.stream(ask.messages, **deadline.route(self._route), **ask.options)
                 reader = PartialReader(session.spec, ask.mode)
@@ -260,7 +257,3 @@ class AsyncStructuredStream(_StreamBase, AsyncStreamHandle[StreamEvent, ChatResp
                     return
                 yield ReaskEvent(len(session.attempts) + 1, session.attempts[-1].errors)
                 ask = outcome
-        except StructuredOutputError as exc:
-            raise _scrubbed(exc, self._target) from None
-        finally:
-            _remember(self._client, self._target, session)
