@@ -63,7 +63,7 @@ class Relay:
     it, an error is the attempt's failure and may fall back), `committed`."""
 
     __slots__ = ("strip_usage", "committed", "output", "done", "finished", "usage", "model", "error", "forwarded",
-                 "_carry", "_held")
+                 "_carry", "_carried", "_tail", "_held")
 
     def __init__(self, *, strip_usage: bool) -> None:
         self.strip_usage = strip_usage
@@ -75,7 +75,9 @@ class Relay:
         self.model: str | None = None
         self.error: Any = None
         self.forwarded: list[bytes] = []  # everything released, for the partial answer of a failure
-        self._carry = b""
+        self._carry: list[bytes] = []  # the start of an event whose end has not come yet, as read
+        self._carried = 0  # its size
+        self._tail = b""  # its last three bytes
         self._held: list[bytes] = []
 
     @property
@@ -85,20 +87,25 @@ class Relay:
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to write to the caller now: complete events, once committed."""
-        if self.done:
+        if self.done or not chunk:
             return b""
-        ready = self._carry + chunk if self._carry else chunk
-        if ready[-2:] == b"\n\n":  # the usual read: whole events
-            self._carry = b""
-        else:
-            lf, crlf = ready.rfind(b"\n\n"), ready.rfind(b"\r\n\r\n")
-            cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-            if cut == 0 and len(ready) > _HOLD_LIMIT:
-                cut = len(ready)
-            if cut == 0:
-                self._carry = ready
+        if self._carry:
+            ready = self._join_carry(chunk)
+            if not ready:
                 return b""
-            ready, self._carry = ready[:cut], ready[cut:]
+        elif chunk[-2:] == b"\n\n":  # the usual read: whole events
+            ready = chunk
+        else:
+            cut = _boundary(chunk)
+            if cut == 0 and len(chunk) <= _HOLD_LIMIT:
+                self._carry, self._carried, self._tail = [chunk], len(chunk), chunk[-3:]
+                return b""
+            ready = chunk[:cut] if cut else chunk  # nothing held without bound
+            if 0 < cut < len(chunk):
+                rest = chunk[cut:]
+                self._carry, self._carried, self._tail = [rest], len(rest), rest[-3:]
+        if b"\r" in ready:  # CRLF events go out as LF ones, whichever path they take
+            ready = ready.replace(b"\r\n", b"\n")
         # The hot path, inlined (a function call costs as much as the searches): a block
         # of ordinary chunks once the start is known is forwarded as it is, unread.
         if self.committed and self.model is not None and _first_special(ready, 0) == len(ready):
@@ -109,7 +116,8 @@ class Relay:
     def end(self) -> bytes:
         """The body ended: a last event without its blank line is completed and released
         (a caller's SSE parser would drop it otherwise), and whatever is held too."""
-        tail, self._carry = self._carry, b""
+        tail = b"".join(self._carry)
+        self._carry, self._carried, self._tail = [], 0, b""
         out = b""
         if tail.strip() and not self.done:
             out = self._slow(tail.rstrip(b"\r\n") + b"\n\n")
@@ -120,6 +128,24 @@ class Relay:
         return out
 
     # ---- inside ---------------------------------------------------------------------------
+
+    def _join_carry(self, chunk: bytes) -> bytes:
+        """With an event begun in earlier reads: the complete events now ready (b"" while
+        the event goes on). Only the new bytes are searched for its end (and the last three
+        carried, where a "\r\n\r\n" may begin), and the pieces are joined once it comes:
+        a server that sends an event a byte at a time costs linear time, not quadratic."""
+        window = self._tail + chunk
+        cut = _boundary(window)
+        size = self._carried + len(chunk)
+        if cut == 0 and size <= _HOLD_LIMIT:
+            self._carry.append(chunk)
+            self._carried, self._tail = size, window[-3:]
+            return b""
+        joined = b"".join([*self._carry, chunk])
+        cut = size if cut == 0 else size - len(window) + cut  # nothing held without bound
+        rest = joined[cut:]
+        self._carry, self._carried, self._tail = ([rest] if rest else []), len(rest), rest[-3:]
+        return joined[:cut]
 
     def _release(self, ready: bytes, force: bool = False) -> bytes:
         if not self.committed and not force:
@@ -226,6 +252,12 @@ def _loads(data: bytes) -> Any:
     if end != len(text) and text[end:].strip():
         raise ValueError("extra data after the JSON value")
     return obj
+
+
+def _boundary(block: bytes) -> int:
+    """Where the last complete event of `block` ends (0: none does)."""
+    lf, crlf = block.rfind(b"\n\n"), block.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 def _first_special(block: bytes, pos: int) -> int:
