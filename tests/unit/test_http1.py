@@ -181,3 +181,16 @@ def test_request_head_refuses_header_injection_without_showing_the_value() -> No
         head_bytes("POST", "/", "h", {"X-Key": "sk-\u200bsecret"}, 0)
     assert "sk-" not in str(caught.value)
     assert head_bytes("GET", "/m", "h:1", {"A": "b"}, None) == b"GET /m HTTP/1.1\r\nHost: h:1\r\nA: b\r\n\r\n"
+
+
+def test_a_head_that_comes_a_byte_at_a_time() -> None:
+    """Parsed as a whole head is, and what is not HTTP is caught within its first bytes.
+    (Each read is searched alone, so this is linear: a 60 KB head took 4 s before.)"""
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 50) for i in range(500)) + \
+        b"Content-Length: 2\r\n\r\nhi"
+    parser, out = parse(head, 1, False)
+    assert out == b"hi" and parser.done and parser.headers is not None and parser.headers["x-h499"] == "v" * 50
+    parser = ResponseParser(where="test")
+    with pytest.raises(BadResponseError, match="did not answer in HTTP"):
+        for byte in b"SSH-2.0-OpenSSH_9.6\r\n":
+            parser.feed(bytes([byte]))

@@ -116,7 +116,8 @@ class ResponseParser:
     """
 
     __slots__ = ("status", "reason", "version", "headers", "done", "keep_alive", "extra", "received",
-                 "_state", "_buf", "_left", "_bodiless", "_where", "_max", "_decoder", "_close", "_interim")
+                 "_state", "_buf", "_head_buf", "_left", "_bodiless", "_where", "_max", "_decoder", "_close",
+                 "_interim")
 
     def __init__(self, *, where: str = "the server", max_bytes: int = 64 << 20, bodiless: bool = False) -> None:
         self.status = 0
@@ -129,6 +130,7 @@ class ResponseParser:
         self.received = 0  # decoded body bytes so far
         self._state = _HEAD
         self._buf = b""
+        self._head_buf: bytearray | None = None  # a head begun in earlier reads
         self._left = 0
         self._bodiless = bodiless  # a HEAD request, or a CONNECT's 2xx
         self._where = where
@@ -141,7 +143,7 @@ class ResponseParser:
     def started(self) -> bool:
         """Whether any byte of the response arrived (a reused connection that fails
         before this may be retried on a fresh one)."""
-        return bool(self._buf) or self.headers is not None or self._interim > 0
+        return bool(self._buf) or self._head_buf is not None or self.headers is not None or self._interim > 0
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._state == _DONE:
@@ -149,7 +151,11 @@ class ResponseParser:
                 self.extra = True
                 self.keep_alive = False
             return []
-        if self._buf:
+        if self._head_buf is not None:
+            data = self._more_head(data)
+            if not data:
+                return []
+        elif self._buf:
             data = self._buf + data
             self._buf = b""
         out: list[bytes] = []
@@ -187,7 +193,7 @@ class ResponseParser:
         if self._state == _CLOSE:
             self._finish(out, b"", reusable=False)
             return out
-        if self._state == _HEAD and not self._buf and self.headers is None and not self._interim:
+        if self._state == _HEAD and self._head_buf is None and self.headers is None and not self._interim:
             hint = "; if it only speaks TLS, use https:// in base_url" if self._where.startswith("http://") else ""
             raise APIConnectionError(f"the server closed the connection without answering ({self._where}){hint}")
         what = "before the headers were complete" if self._state == _HEAD else "before the body was complete"
@@ -207,7 +213,7 @@ class ResponseParser:
                         raise self._bad(f"the response headers passed {MAX_HEAD_BYTES} bytes without ending")
                     if data[:1] and not b"HTTP/".startswith(data[:5]) and not data.startswith(b"HTTP/"):
                         self._not_http(data)
-                    self._buf = data
+                    self._head_buf = bytearray(data)  # grown in place by _more_head
                     return b""
             lines = data[:end].split(b"\n")
             rest = data[end + skip :]
@@ -223,6 +229,24 @@ class ResponseParser:
             self.headers = HeaderMap(_header_pairs(lines[1:], self))
             self._frame()
             return rest
+
+    def _more_head(self, data: bytes) -> bytes:
+        """A head begun in earlier reads: all of it once its end has come, else b"". Only
+        the new bytes (and the three before them) are searched for the end, and the head
+        grows in place: a server that sends its head a byte at a time costs linear time
+        (a 60 KB head took 4 s when each read copied and searched all of it)."""
+        buf = self._head_buf
+        assert buf is not None
+        start = max(0, len(buf) - 3)
+        buf += data
+        if buf.find(b"\n\n", start) < 0 and buf.find(b"\r\n\r\n", start) < 0:
+            if len(buf) > MAX_HEAD_BYTES:
+                raise self._bad(f"the response headers passed {MAX_HEAD_BYTES} bytes without ending")
+            if start < 5 and not b"HTTP/".startswith(bytes(buf[:5])) and not buf.startswith(b"HTTP/"):
+                self._not_http(bytes(buf))  # the first bytes, checked as they come
+            return b""
+        self._head_buf = None
+        return bytes(buf)
 
     def _status_line(self, line: bytes, data: bytes) -> int:
         version, _, rest = line.partition(b" ")
