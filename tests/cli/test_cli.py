@@ -277,3 +277,24 @@ def test_config_option_is_accepted_before_the_command(fake, cfg):
     result = human("--config", str(cfg), "chat", "--no-stream", "hi")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ok\n"
+
+
+def test_help_lists_every_command_and_each_command_its_own_arguments():
+    """A command's arguments are added only when it is chosen (cli/__init__.py, `_Command`):
+    its --help, and a nested command's, must still show them all."""
+    top = human("--help")
+    assert top.returncode == 0, top.stderr
+    for command in ("chat", "logs", "usage", "providers", "config", "keys", "models", "doctor", "batch", "gateway"):
+        assert f"    {command} " in top.stdout, command
+    assert "serve every configured provider behind one OpenAI-compatible endpoint" in _unwrapped(top.stdout)
+    batch = human("batch", "--help")
+    assert "--concurrency N" in batch.stdout and "Run the same command again to resume" in _unwrapped(batch.stdout)
+    create = human("gateway", "keys", "create", "--help")
+    assert "--budget-period {total,day,month}" in create.stdout and "--config PATH" in create.stdout
+    bad = human("gateway", "keys", "create")
+    assert bad.returncode == 2 and "the following arguments are required: name" in bad.stderr
+
+
+def _unwrapped(text: str) -> str:
+    """Help text with argparse's wrapping (which follows the terminal's width) undone."""
+    return " ".join(text.split())

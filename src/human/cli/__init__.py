@@ -34,6 +34,31 @@ def _options(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
+class _Command(argparse.ArgumentParser):
+    """A command's parser, given its arguments only when the command is chosen (or its help
+    asked for): building every command's arguments, and importing the modules that define
+    some of them, cost every run of `human` ~20 ms of start-up."""
+
+    def __init__(self, *, fill: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fill = fill
+
+    def _filled(self) -> None:
+        fill, self._fill = self._fill, None
+        if fill is not None:
+            fill(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._filled()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._filled()
+        return super().format_help()
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _options(suppress=True)
     parser = argparse.ArgumentParser(
@@ -41,9 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Talk to any OpenAI-compatible chat-completions API from one JSON config.",
     )
     parser.add_argument("--version", action="version", version=f"human {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Command)
+    for name, summary, add_arguments in _COMMANDS:
+        commands.add_parser(name, parents=[common], help=summary,  # type: ignore[list-item]  # typeshed wants a _Command
+                            fill=lambda command, add=add_arguments: add(command, common))
+    return parser
 
-    chat = commands.add_parser("chat", parents=[common], help="send a prompt (or chat interactively)")
+
+def _chat(chat: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     chat.add_argument("prompt", nargs="*", help="the prompt; stdin is appended when piped")
     chat.add_argument("-p", "--provider", help="provider name, 'compatible' or 'custom:<url>'")
     chat.add_argument("-m", "--model", help="model, sent exactly as written")
@@ -78,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--cid", metavar="ID", help="continue this conversation (an id `human logs` shows)")
     chat.add_argument("--no-log", action="store_true", help="do not log this chat (see `human logs off`)")
 
-    logs = commands.add_parser("logs", parents=[common], help="the log of chats: list, search, show, delete")
+
+def _logs(logs: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     logs.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20; 0 for all)")
     logs.add_argument("-m", "--model", help="asked for or served by this model")
     logs.add_argument("-p", "--provider")
@@ -97,35 +128,38 @@ def _parser() -> argparse.ArgumentParser:
     logs_delete.add_argument("id", nargs="?")
     logs_delete.add_argument("--all", action="store_true", help="delete every logged exchange")
 
-    usage = commands.add_parser("usage", parents=[common], help="tokens and cost from the log, by day, provider, "
-                                "model")
+
+def _usage(usage: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     usage.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w, or a date such as 2026-12-01")
     usage.add_argument("--by", metavar="KEYS", help="comma-separated: day, provider, model, key (the gateway key; "
                        "default: day, provider, model)")
     usage.add_argument("--json", action="store_true")
 
-    providers = commands.add_parser("providers", parents=[common], help="list providers, or show how one resolves")
+
+def _providers(providers: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     providers_sub = providers.add_subparsers(dest="action", metavar="ACTION")
     show = providers_sub.add_parser("show", parents=[common], help="URL, headers, key source and a sample body")
     show.add_argument("name")
     show.add_argument("-m", "--model")
     providers.add_argument("--local", action="store_true", help="only local servers")
 
-    config = commands.add_parser("config", parents=[common], help="create, show or check the config file")
+
+def _config(config: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     config_sub = config.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = config_sub.add_parser("init", parents=[common], help="write a starter config (asks in a terminal)")
     init.add_argument("--provider")
     init.add_argument("--model")
     init.add_argument("--base-url")
     init.add_argument("--api-key-env", metavar="VAR", help="read the key from this environment variable")
-    init.add_argument("--api-key-stdin", action="store_true", 
+    init.add_argument("--api-key-stdin", action="store_true",
                       help="read the key from stdin (never pass keys as arguments)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     config_sub.add_parser("show", parents=[common], help="the merged config, keys masked, with each value's source")
     config_sub.add_parser("validate", parents=[common], help="check the config; non-zero exit on errors")
     config_sub.add_parser("path", parents=[common], help="which files are read")
 
-    keys = commands.add_parser("keys", parents=[common], help="store, list and remove API keys (never in argv)")
+
+def _keys(keys: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     keys_set = keys_sub.add_parser("set", parents=[common], help="store a provider's key (asked for, hidden)")
     keys_set.add_argument("provider")
@@ -137,12 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     keys_unset.add_argument("provider")
     keys_sub.add_parser("path", parents=[common], help="where keys are stored")
 
-    models = commands.add_parser("models", parents=[common], help="list the models the provider serves")
+
+def _models(models: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     models.add_argument("-p", "--provider")
     models.add_argument("--json", action="store_true")
 
-    doctor = commands.add_parser("doctor", parents=[common],
-                                 help="probe the endpoint: what works, what to fix; saves its capability profile")
+
+def _doctor(doctor: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     doctor.add_argument("-p", "--provider", help="probe this provider (else the default; with none given, "
                         "local servers on their default ports are also looked for)")
     doctor.add_argument("-m", "--model", help="probe this model (else the default, else the first GET /models lists)")
@@ -150,12 +185,32 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--no-save", action="store_true", help="do not save the capability profile")
     doctor.add_argument("--timeout", type=float, metavar="SECONDS", help="the whole of each probe request")
 
-    from .batch import add_parser as add_batch
-    from .gateway import add_parser as add_gateway
 
-    add_batch(commands, common)
-    add_gateway(commands, common)
-    return parser
+def _batch(batch: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    from .batch import add_arguments
+
+    add_arguments(batch, common)
+
+
+def _gateway(gateway: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    from .gateway import add_arguments
+
+    add_arguments(gateway, common)
+
+
+# (command, its line in `human --help`, what adds its arguments): in the order --help lists them
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None]]] = [
+    ("chat", "send a prompt (or chat interactively)", _chat),
+    ("logs", "the log of chats: list, search, show, delete", _logs),
+    ("usage", "tokens and cost from the log, by day, provider, model", _usage),
+    ("providers", "list providers, or show how one resolves", _providers),
+    ("config", "create, show or check the config file", _config),
+    ("keys", "store, list and remove API keys (never in argv)", _keys),
+    ("models", "list the models the provider serves", _models),
+    ("doctor", "probe the endpoint: what works, what to fix; saves its capability profile", _doctor),
+    ("batch", "send every request in a JSONL file (OpenAI Batch format); resumable", _batch),
+    ("gateway", "serve every configured provider behind one OpenAI-compatible endpoint", _gateway),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,15 +17,14 @@ from typing import Any
 
 from .output import Output
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    batch = commands.add_parser(
-        "batch", parents=[common], help="send every request in a JSONL file (OpenAI Batch format); resumable",
-        description="Send every request in IN.jsonl (OpenAI Batch lines, or {\"custom_id\", \"messages\", …}) "
-                    "and write one OpenAI Batch output line per request to OUT.jsonl as each finishes. "
-                    "Run the same command again to resume: only requests without a result are sent.")
+def add_arguments(batch: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """The arguments of `human batch` (its line in `human --help` is in cli/__init__.py)."""
+    batch.description = ("Send every request in IN.jsonl (OpenAI Batch lines, or {\"custom_id\", \"messages\", …}) "
+                         "and write one OpenAI Batch output line per request to OUT.jsonl as each finishes. "
+                         "Run the same command again to resume: only requests without a result are sent.")
     batch.add_argument("input", metavar="IN.jsonl", help="the requests, one JSON object a line")
     batch.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
                        help="the results (appended to; what it holds already is not sent again)")

@@ -21,12 +21,11 @@ from ..errors import ConfigError
 from .output import Output
 from .table import table, terminal_width
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    gateway = commands.add_parser("gateway", parents=[common],
-                                  help="serve every configured provider behind one OpenAI-compatible endpoint")
+def add_arguments(gateway: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """The arguments of `human gateway` (its line in `human --help` is in cli/__init__.py)."""
     gateway.add_argument("--host", help="address to listen on (default 127.0.0.1; another needs gateway keys)")
     gateway.add_argument("--port", type=int, help="port (default 8000)")
     gateway.add_argument("--workers", type=int, default=1, metavar="N",
