@@ -23,7 +23,6 @@ from typing import Any
 from ..client import Client
 from ..config import Config, load_config
 from ..errors import ConfigError
-from .logs import log_path, logging_on
 from .output import Output
 from .turn import Settings, ask, messages_for, progress_for
 
@@ -61,8 +60,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.info("human: error: --schema does not combine with --functions / --mcp yet: ask for the tools' "
                  "answer first, then for its structure")
         return 2
-    # a dry run sends nothing, so there is nothing to log (and the log's writer is not even loaded)
-    log = False if args.no_log or settings.dry_run or not logging_on(config.env) else log_path(config.env)
+    # a dry run sends nothing, so there is nothing to log (and neither the log's store nor its writer is loaded)
+    log = False if args.no_log or settings.dry_run else _log_file(config)
     with Client(provider=args.provider, model=args.model, config=config, progress=progress_for(out),
                 log=log) as client:
         if interactive:
@@ -109,6 +108,7 @@ def _history(args: argparse.Namespace, config: Config, out: Output) -> list[dict
     if not args.continue_ and not args.cid:
         return []
     from ..store import open_store
+    from .logs import log_path
 
     path = log_path(config.env)
     if not path.exists():
@@ -135,6 +135,13 @@ def _history(args: argparse.Namespace, config: Config, out: Output) -> list[dict
         return None
     out.info(f"(continuing conversation {conversation}: {len(history)} messages)")
     return history
+
+
+def _log_file(config: Config) -> Path | bool:
+    """Where this chat's exchanges are logged, or False after `human logs off`."""
+    from .logs import log_path, logging_on
+
+    return log_path(config.env) if logging_on(config.env) else False
 
 
 def _tools(args: argparse.Namespace) -> Any:
