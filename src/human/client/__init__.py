@@ -14,8 +14,24 @@ them side by side; a change to one without the other is a bug.
 
 from __future__ import annotations
 
-from .aio import AsyncChatStream, AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from .base import _OPTIONS, Progress, TimeoutArg
 from .sync import ChatStream, Client
 
+if TYPE_CHECKING:
+    from .aio import AsyncChatStream, AsyncClient
+
 __all__ = ["AsyncChatStream", "AsyncClient", "ChatStream", "Client", "Progress", "TimeoutArg", "_OPTIONS"]
+
+
+def __getattr__(name: str) -> Any:
+    """`AsyncClient` and `AsyncChatStream`, imported on first use: a program (or the
+    `human` command) that only uses `Client` does not load the asyncio driver."""
+    if name in ("AsyncClient", "AsyncChatStream"):
+        from . import aio
+
+        value = getattr(aio, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
