@@ -11,8 +11,9 @@ for), plus how that was verified.
               └── ProviderRow    frozen; headers/query are read-only mappings
 
 The file is parsed on the first call to `builtin_rows()` / `lookup()` / `suggest()`, never at
-import (importing `json` and `importlib.resources` is deferred too). This module does no
-network I/O and imports only the standard library and `human.errors`.
+import (importing `json` is deferred too), and read as a plain file beside this module, as
+pricing/snapshot.py reads its data: `importlib.resources` alone costs ~7 ms to import. This
+module does no network I/O and imports only the standard library and `human.errors`.
 """
 
 from __future__ import annotations
@@ -185,11 +186,12 @@ def row_from_mapping(data: Mapping[str, Any], *, where: str) -> ProviderRow:
 def builtin_rows() -> tuple[ProviderRow, ...]:
     """The rows of the shipped `providers.json`, in file order. Parsed once, then cached."""
     import json
-    from importlib.resources import files
+    import os
 
     where = "providers.json"
     try:
-        document = json.loads(files("human.config").joinpath("providers.json").read_text(encoding="utf-8"))
+        with open(os.path.join(os.path.dirname(__file__), where), encoding="utf-8") as file:
+            document = json.load(file)
     except (OSError, ValueError) as exc:  # a packaging mistake: say which file and why
         raise ConfigError(f"{where}: cannot load the built-in registry: {exc}", path=where) from exc
     if not isinstance(document, dict) or set(document) != {"version", "providers"}:
