@@ -2,21 +2,24 @@
 one mapping from socket and TLS failures to `human.errors`.
 
 Every error is built here and raised by the caller *outside* its `except` block, so no
-exception chain (`__context__` included) carries anything of the request.
+exception chain (`__context__` included) carries anything of the request. `socket` and
+`ssl` are imported where a context is built or a failure mapped, as in sync.py.
 """
 
 from __future__ import annotations
 
 import select
-import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..core.proxy import Network, Proxy
 from ..errors import APIConnectionError, APITimeoutError, ConfigError, TLSError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["READ_SIZE", "Deadlines", "Endpoint", "connection_error", "endpoint", "timeout_error", "tls_context"]
 
@@ -166,6 +169,8 @@ def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     context = _CONTEXTS.get(ca_bundle)
     if context is not None:
         return context
+    import ssl
+
     with _CONTEXT_LOCK:
         context = _CONTEXTS.get(ca_bundle)
         if context is None:
@@ -188,6 +193,9 @@ def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 def connection_error(exc: BaseException, where: str, during: str, *, host: str = "",
                      proxy: Proxy | None = None) -> APIConnectionError:
     """One message per kind of failure, saying what to check next."""
+    import socket
+    import ssl
+
     via = f" through the proxy {proxy.shown}" if proxy is not None else ""
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or exc.reason or "not trusted"

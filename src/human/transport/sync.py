@@ -5,15 +5,18 @@ out method for method alike.
 Deadlines are real: before every `recv` the time allowed is recomputed from the call's
 deadlines (`base.Deadlines`), so a server that trickles bytes cannot stretch
 first_byte, idle or total, whatever the framing of its body.
+
+`socket` and `ssl` are imported where a connection is opened or checked, not at the top:
+every `Client` holds a transport, and a client that never connects (a dry run, `human
+chat --dry-run`) should not pay ~15 ms of start-up for them.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING
 
 from ..core.http1 import ACCEPT_ENCODING, HeaderMap, ResponseParser, head_bytes
 from ..core.proxy import Network, Proxy
@@ -32,6 +35,9 @@ from .base import (
     tls_context,
     tunnel_error,
 )
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = ["SyncExchange", "SyncTransport"]
 
@@ -166,11 +172,12 @@ class SyncTransport:
             data = sock.recv(READ_SIZE)
         except TimeoutError:
             failure = timeout_error(which, deadlines, where)
-        except ssl.SSLEOFError:
-            data = b""  # closed without TLS close_notify: an end like any other (framing decides)
         except OSError as exc:
-            failure = connection_error(exc, where, "in the middle of the response" if parser.headers is not None
-                                       else "before the response")
+            if _tls_eof(exc):
+                data = b""  # closed without TLS close_notify: an end like any other (framing decides)
+            else:
+                failure = connection_error(exc, where, "in the middle of the response" if parser.headers is not None
+                                           else "before the response")
         if failure is not None:
             raise failure
         if not data:
@@ -181,6 +188,8 @@ class SyncTransport:
     # ---- connections ----------------------------------------------------------------------
 
     def _open(self, key: Key, end: Endpoint, deadlines: Deadlines) -> socket.socket:
+        import socket
+
         proxy = key[3]
         address = (proxy.host, proxy.port) if proxy is not None else (end.host, end.port)
         context = tls_context(key[4]) if end.https else None
@@ -270,9 +279,18 @@ def _stale(failure: HumanError) -> bool:
         and failure.retryable
 
 
+def _tls_eof(exc: OSError) -> bool:
+    """Whether a failed read is a TLS peer closing without close_notify."""
+    import ssl
+
+    return isinstance(exc, ssl.SSLEOFError)
+
+
 def _healthy(sock: socket.socket) -> bool:
     """An idle connection is fit for reuse only if nothing arrived on it: readable means
     the server closed it or sent bytes nobody asked for (never reused, issue 10)."""
+    import ssl
+
     try:
         waiting = readable(sock.fileno())
     except OSError:
