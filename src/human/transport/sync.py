@@ -13,6 +13,7 @@ chat --dry-run`) should not pay ~15 ms of start-up for them.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Generator, Mapping
@@ -289,13 +290,12 @@ def _tls_eof(exc: OSError) -> bool:
 def _healthy(sock: socket.socket) -> bool:
     """An idle connection is fit for reuse only if nothing arrived on it: readable means
     the server closed it or sent bytes nobody asked for (never reused, issue 10)."""
-    import ssl
-
     try:
         waiting = readable(sock.fileno())
     except OSError:
         return False
-    if isinstance(sock, ssl.SSLSocket):
+    ssl = sys.modules.get("ssl")  # not imported: then no socket is a TLS one (and no import per reuse)
+    if ssl is not None and isinstance(sock, ssl.SSLSocket):
         if sock.pending():
             return False
         if waiting:
