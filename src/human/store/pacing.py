@@ -14,10 +14,16 @@ idle (a gateway under constant traffic) would let its journals grow until it exi
 leave the whole backlog to the next reader (`human usage` importing a day of traffic).
 So past BACKLOG_LIMIT exchanges journaled and not yet imported, the writer also imports
 while busy: each wake, up to BUSY_IMPORT_S of small transactions (BUSY_IMPORT_BYTES,
-~130 exchanges, ~10 ms each) with a breather between them, which outpaces any rate one
+~120 usage rows, ~10 ms each) with a breather between them, which outpaces any rate one
 process can serve (~2,000 exchanges a second against a gateway's ~1,600 here), so the
 backlog stays near the limit. The rows cost what they cost (~90 µs each); this only
-decides when.
+decides when. The limit is high on purpose: a burst (a 100,000-line `human batch`, a
+minute or two of a saturated gateway) stays off the import, whose Python competes with
+the event loop for the GIL (measured with a limit of 20,000: a saturated gateway's RSS
+went from 31 to ~60 MB once importing began, and to ~100 MB with 64 KiB transactions,
+which hold ~1,000 usage rows); what is bounded is a process that never stops, at 200,000
+exchanges (a gateway's usage rows: ~13 MB of journal; a client's exchanges, with their
+prompts and answers: ~100 MB) and ~15 s of import for the next reader.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ __all__ = ["BACKLOG_LIMIT", "BREATHE_BELOW", "BREATHE_EVERY", "BREATHE_S", "BUSY
 BREATHE_EVERY = 8
 BREATHE_S = 0.0002
 BREATHE_BELOW = 1000
-BACKLOG_LIMIT = 20_000  # exchanges journaled and not imported (~10 MB) before a busy writer imports too
+BACKLOG_LIMIT = 200_000  # exchanges journaled and not imported before a busy writer imports too
 BUSY_IMPORT_S = 0.05  # of each wake (0.25 s), at most
-BUSY_IMPORT_BYTES = 64 << 10  # a busy import's transaction: short, so the GIL comes back soon
+BUSY_IMPORT_BYTES = 8 << 10  # a busy import's transaction: short (~120 usage rows, ~10 ms), so the GIL comes back soon
 
 
 def breather(waiting: int) -> Callable[[], None]:
