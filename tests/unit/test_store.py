@@ -273,7 +273,36 @@ def test_eight_threads_with_their_own_connections_lose_nothing(tmp_path):
 def test_ids_sort_by_time_and_do_not_collide():
     ids = [new_id(1_796_000_000_000 + i // 10) for i in range(10_000)]
     assert len(set(ids)) == 10_000 and all(len(i) == 26 for i in ids)
-    assert [i[:10] for i in ids] == sorted(i[:10] for i in ids)
+    assert ids == sorted(ids)  # within a millisecond too: in the order they were made
+
+
+def test_ids_made_in_one_millisecond_by_threads_and_a_forked_child_never_collide():
+    import os
+    import threading
+
+    ms = 1_796_000_000_123
+    made: list[str] = []
+
+    def make() -> None:
+        made.extend(new_id(ms) for _ in range(2_000))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(made)) == 8_000
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # continues in the same millisecond as its parent
+        os.write(write, ",".join(new_id(ms) for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        theirs = pipe.read().split(",")
+    ours = [new_id(ms) for _ in range(100)]
+    assert len(theirs) == 100 and not set(theirs) & set(ours) and not set(theirs) & set(made)
 
 
 def test_stored_json_is_valid(tmp_path):

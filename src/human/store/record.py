@@ -42,6 +42,7 @@ import json
 import marshal
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -66,10 +67,22 @@ _INTERRUPTED = {"GeneratorExit": "StreamClosed", "KeyboardInterrupt": "KeyboardI
 # Unique, not secret: a generator seeded from the OS (a syscall per id would cost more
 # than the rest of the id), seeded again in a forked child so parent and child differ.
 _random = random.Random()
-os.register_at_fork(after_in_child=_random.seed)
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 _MS = (1 << 48) - 1
+_RANDOM_MAX = (1 << 80) - 1
+_id_lock = threading.Lock()
+_last_ms, _last_random = -1, 0
+
+
+def _after_fork() -> None:
+    """A forked child must not continue its parent's sequence (both would make last + 1)."""
+    global _id_lock, _last_ms
+    _random.seed()
+    _id_lock, _last_ms = threading.Lock(), -1  # a lock held by another thread at the fork stays held
+
+
+os.register_at_fork(after_in_child=_after_fork)
 _FIELDS = frozenset(Exchange._fields)
 
 
@@ -234,11 +247,22 @@ def message_hashes(canonical: Sequence[str]) -> list[bytes]:
     return hashes
 def new_id(ms: int | None = None) -> str:
     """A ULID (26 characters, Crockford base32): 48 bits of milliseconds then 80 random
-    bits, so ids sort by time and several machines never collide."""
+    bits, so ids sort by time and several machines never collide. Monotonic within a
+    process: a second id in the same millisecond is the previous one + 1 (the ULID spec's
+    monotonic mode), so exchanges made in one millisecond still list in the order their
+    rows were made (a conversation's turns on a fast local server: `human logs`, `-c`)."""
+    global _last_ms, _last_random
     if ms is None:
         ms = int(time.time() * 1000)
-    p, r = _PAIRS, _random.getrandbits(80)  # ten bits a character pair
-    return (_time_part(ms & _MS) + p[r >> 70] + p[(r >> 60) & 1023] + p[(r >> 50) & 1023] + p[(r >> 40) & 1023]
+    ms &= _MS
+    with _id_lock:  # two importing threads in one millisecond must not make the same id
+        if ms == _last_ms and _last_random < _RANDOM_MAX:
+            r = _last_random + 1
+        else:
+            r = _random.getrandbits(79)  # a top bit of 0: 2**79 increments before overflow
+        _last_ms, _last_random = ms, r
+    p = _PAIRS  # ten bits a character pair
+    return (_time_part(ms) + p[r >> 70] + p[(r >> 60) & 1023] + p[(r >> 50) & 1023] + p[(r >> 40) & 1023]
             + p[(r >> 30) & 1023] + p[(r >> 20) & 1023] + p[(r >> 10) & 1023] + p[r & 1023])
 
 
@@ -251,7 +275,7 @@ def _time_part(ms: int) -> str:
 def id_floor(ms: int) -> str:
     """The smallest id made at or after `ms`: ids sort by time, so `id >= id_floor(t)`
     selects a time range through the primary key (no index of its own needed)."""
-    return new_id(ms)[:10] + "0" * 16
+    return _time_part(ms & _MS) + "0" * 16
 
 
 def _answer_text(content: str | None, reasoning: str | None, tool_calls: list[Any] | None, replay: str | None) -> str:
