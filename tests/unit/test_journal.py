@@ -399,3 +399,34 @@ def test_a_writer_that_is_never_idle_still_imports_and_its_backlog_stays_bounded
     assert raw_count(db) == added  # nothing lost, nothing twice
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(DISTINCT prompt) FROM exchanges").fetchone()[0] == added
+
+
+@pytest.mark.parametrize("max_bytes", [1, 2, 7, 8, 9, 100, 1000])
+def test_an_import_slice_smaller_than_a_record_takes_one_record_and_never_drops_a_journal(tmp_path, max_bytes):
+    """A transaction's budget is shared by the journals it reads: what the first one leaves
+    can be a few bytes. Reading a dead journal with less than a record's header once looked
+    like a torn end at its start, and the whole journal was deleted unread (the gateway lost
+    ~14 % of its usage rows at 5,000 requests a second)."""
+    db = tmp_path / "logs.db"
+    written = 0
+    for writer in range(3):  # three dead writers' journals (rotated or closed without an import)
+        book = book_for(db, seal_every=4)
+        for i in range(40):
+            book.add(row(prompt=f"w{writer}-{i}", answer="x" * 50))
+            written += 1
+            if i % 9 == 0:
+                assert book.flush()
+        assert book.flush()
+        assert book._journal is not None
+        book._journal.close()  # stops writing, imports nothing: as a writer killed after its last write
+    assert len(journals(db)) == 3
+    found = journal.scan(tmp_path, journals(db)[0], 0, max_bytes)
+    assert found is not None and found.records and found.more and not found.finished
+    if found.fd is not None:
+        os.close(found.fd)
+    store = open_store(db)
+    slices = 0
+    while not store.catch_up(budget_s=None, max_bytes=max_bytes):
+        slices += 1
+    assert raw_count(db) == written and journals(db) == []
+    store.close()

@@ -211,7 +211,10 @@ def scan(folder: Path, name: str, offset: int, max_bytes: int) -> Scan | None:
             return None
         found = Scan(name, alive, fd=None if alive else fd)
         start = max(offset, len(MAGIC))
-        want = max_bytes
+        # at least a record's head, so that at least one whole record is read: the few bytes
+        # a transaction's budget can leave for its next journal once read as a torn end at
+        # its start, and a dead writer's journal was deleted unread
+        want = max(max_bytes, _HEAD.size)
         data = os.pread(fd, want, start)
         if len(data) == want and len(data) >= _HEAD.size:  # one record bigger than max_bytes: read it whole
             length = _HEAD.unpack_from(data)[0]
