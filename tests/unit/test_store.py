@@ -310,3 +310,22 @@ def test_stored_json_is_valid(tmp_path):
     store = open_store(tmp_path / "logs.db")
     store.append([e])
     assert store.get(e.id).to_dict()["messages"] == [{"role": "user", "content": "é"}]
+
+
+def test_batches_of_any_size_are_inserted_by_a_few_statement_shapes(tmp_path):
+    """The connection caches each statement it prepares, and a multi-row INSERT is large:
+    one statement per batch size once held ~25 MB in a busy gateway (its writer imports
+    slices of 1 to 120 rows). Any batch size is made of a few fixed chunk sizes."""
+    store = SQLiteStore(tmp_path / "logs.db")
+    inserts: set[str] = set()
+    store._db.set_trace_callback(lambda sql: inserts.add(sql.split(" VALUES")[0] + f" x{sql.count('),(') + 1}")
+                                 if sql.startswith("INSERT") else None)
+    made = 0
+    for size in [*range(1, 300), 1000, 2345]:
+        store.append([row(started_ms=1_796_000_000_000 + made + i, answer=f"a{made + i}") for i in range(size)])
+        made += size
+    store._db.set_trace_callback(None)
+    exchanges = {shape for shape in inserts if "INTO exchanges" in shape}
+    assert 1 < len(exchanges) <= 5, sorted(exchanges)
+    assert len(store.exchanges(Query(limit=None))) == made  # and every row is there, once
+    store.close()
