@@ -68,7 +68,7 @@ class Logbook:
     def __init__(self, open_store: Callable[[], Store], *, interval: float = 0.25, batch: int = 256,
                  max_pending: int = 100_000, name: str = "", owned: bool = True, journal_for: Path | None = None,
                  idle: float = 2.0, exit_budget: float = 1.0, seal_every: int = 32,
-                 backlog_limit: int = BACKLOG_LIMIT) -> None:
+                 backlog_limit: int | None = None) -> None:
         self._open_store = open_store
         self._owned = owned  # a store the caller made is never closed here
         self._interval, self._batch, self._max_pending = interval, batch, max_pending
@@ -92,7 +92,7 @@ class Logbook:
         self._dropped = 0
         self._unimported = False  # this process journaled exchanges no import has taken yet
         self._backlog = 0  # about how many of them (pacing.BACKLOG_LIMIT: past it, import while busy)
-        self._backlog_limit = backlog_limit
+        self._backlog_limit = BACKLOG_LIMIT if backlog_limit is None else backlog_limit
         self.written = 0
         _every.add(self)
 
