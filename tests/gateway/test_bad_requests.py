@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 from typing import Any
 
@@ -112,7 +113,9 @@ def test_a_chunked_body_over_the_limit_is_refused_and_one_under_it_is_served(gat
     assert len(fake.requests) == 1
 
 
-def test_garbage_on_the_socket_does_not_stop_the_gateway(gateway: Any, fake: FakeServer) -> None:
+def test_garbage_on_the_socket_does_not_stop_the_gateway_nor_fill_its_log(gateway: Any, fake: FakeServer,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     gw = gateway()
     fake.completion("ok", usage=USAGE).as_default()
     host, port = gw.url.removeprefix("http://").split(":")
@@ -128,9 +131,13 @@ def test_garbage_on_the_socket_does_not_stop_the_gateway(gateway: Any, fake: Fak
                     reply += chunk
             except OSError:  # reset: fine, as long as the gateway serves the next caller
                 pass
-            assert not reply or reply.startswith(b"HTTP/1.1 4"), reply[:200]
+            assert not reply or reply.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4")), reply[:200]
     status, _, raw = ask(gw.url, json.dumps({"model": "fast", "messages": HI}).encode())
     assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "ok"
+    # a caller's bad bytes are a debug line each, never an error with a traceback on stderr
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or (r.exc_info and r.levelno > logging.DEBUG)]
+    assert loud == [], [r.getMessage() for r in loud]
+    assert any("malformed request" in r.getMessage() for r in caplog.records)
 
 
 def test_refused_requests_leave_no_usage_row(gateway: Any, fake: FakeServer, config: dict[str, Any]) -> None:
@@ -165,3 +172,28 @@ def test_odd_authorization_headers_get_a_401_in_openai_error_shape(gateway: Any,
         assert key not in raw.decode()
     status, _, _ = ask(gw.url, body, headers={"Authorization": "Bearer " + key})
     assert status == 200 and len(fake.requests) == 1
+
+
+def test_a_caller_that_sends_its_body_too_slowly_gets_a_408_and_the_connection_is_closed(
+        gateway: Any, fake: FakeServer) -> None:
+    import time
+
+    gw = gateway(body_timeout_s=0.5)
+    fake.completion("ok", usage=USAGE).as_default()
+    host, port = gw.url.removeprefix("http://").split(":")
+    body = json.dumps({"model": "fast", "messages": HI}).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:10]))
+        began = time.monotonic()
+        reply = b""
+        while chunk := sock.recv(65536):  # read to the end: the gateway closes the connection
+            reply += chunk
+        waited = time.monotonic() - began
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert json.loads(rest)["error"]["code"] == "request_timeout"
+    assert 0.4 < waited < 4
+    assert fake.requests == []
+    status, _, _ = ask(gw.url, body)  # a caller in time is served as ever
+    assert status == 200

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -34,10 +35,31 @@ from .metrics import Metrics
 from .reply import refusal
 from .settings import Route, Settings, open_keys, routes_from
 
-__all__ = ["Gateway", "serve"]
+__all__ = ["Gateway", "ServerLog", "serve"]
 
 log = logging.getLogger("human.gateway")
 perf_counter = time.perf_counter
+
+
+class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """What aiohttp's server logs, without a traceback per request. A malformed request (a
+    TLS hello on the plain port, a scanner's bytes, a broken client) is the caller's: it gets
+    aiohttp's 400 and this a debug line, where aiohttp logged an ERROR with its traceback on
+    stderr for each one (a log any port scanner could fill). Anything else (a bug of ours)
+    is one error line naming the exception; its traceback is a debug line."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        text = str(msg) % args if args else str(msg)
+        if isinstance(exc, HttpProcessingError):
+            self.logger.debug("%s: a malformed request: %s", text, " ".join(str(exc.message).split())[:200])
+            return
+        what = "" if exc is None else f": {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        self.logger.error("%s%s", text, what)
+        if exc is not None:
+            self.logger.debug("where", exc_info=exc)
 _KEY_RELOAD_S = 1.0
 
 
@@ -131,7 +153,8 @@ class Gateway:
     def app(self) -> web.Application:
         from .chat import ChatHandler
 
-        app = web.Application(client_max_size=self.settings.max_body_bytes, handler_args={"access_log": None})
+        app = web.Application(client_max_size=self.settings.max_body_bytes,
+                              handler_args={"access_log": None, "logger": ServerLog(log, {})})
         chat = ChatHandler(self)
         app.router.add_route("*", "/v1/chat/completions", chat.handle)
         app.router.add_route("*", "/chat/completions", chat.handle)

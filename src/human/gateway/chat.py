@@ -106,11 +106,23 @@ class ChatHandler:
                                             "'Authorization: Bearer hgw-...' (human gateway keys create NAME)",
                                             "invalid_api_key"), t0, "auth")
         try:
-            raw = await request.read()
+            if request.content.is_eof():  # all here already (the usual case): no timer to set
+                raw = await request.read()
+            else:  # a caller sending its body slowly holds a handler no longer than this
+                raw = await asyncio.wait_for(request.read(), gw.settings.body_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return self._refuse(refusal(413, f"the request body is over the gateway's limit of "
                                         f"{gw.settings.max_body_bytes} bytes (gateway.max_body_bytes)",
                                         "request_too_large"), t0, "too_large")
+        except asyncio.TimeoutError:  # TimeoutError itself from 3.11
+            late = self._refuse(refusal(408, f"the request body did not arrive within {gw.settings.body_timeout_s:g} "
+                                        "s (gateway.body_timeout_s)", "request_timeout"), t0, "body_timeout")
+            late.force_close()
+            await late.prepare(request)
+            await late.write_eof()
+            if request.protocol is not None:  # closed now: aiohttp would read on for the rest, for 10 s
+                request.protocol.force_close()
+            return late
         parsed = parse_request(raw)
         if parsed.__class__ is Failure:
             assert isinstance(parsed, Failure)

@@ -23,9 +23,11 @@ from ..config import Config
 from ..errors import ConfigError
 from .keys import KeyFile, KeyStore
 
-__all__ = ["DEFAULT_MAX_BODY", "Route", "Settings", "open_keys", "routes_from", "settings_from", "split_id"]
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "DEFAULT_MAX_BODY", "Route", "Settings", "open_keys", "routes_from",
+           "settings_from", "split_id"]
 
 DEFAULT_MAX_BODY = 8 << 20
+DEFAULT_BODY_TIMEOUT_S = 30.0  # to receive a request's body once its headers are in: a slow caller's limit
 KEYS_FILE = "gateway-keys.json"
 
 
@@ -43,6 +45,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = DEFAULT_MAX_BODY
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     keys_file: Path | None = None
     keys_store: str = "file"  # or "database": the keys in database_url's PostgreSQL (dbkeys.py)
     redis_url: str | None = None
@@ -105,6 +108,7 @@ def settings_from(config: Config, *, host: str | None = None, port: int | None =
         host=host or section.get("host") or "127.0.0.1",
         port=section.get("port", 8000) if port is None else port,
         max_body_bytes=section.get("max_body_bytes", DEFAULT_MAX_BODY),
+        body_timeout_s=float(section.get("body_timeout_s", DEFAULT_BODY_TIMEOUT_S)),
         keys_file=Path(keys_file).expanduser() if keys_file else default_keys_file(config.env),
         keys_store=keys_store,
         redis_url=section.get("redis_url") or None,
