@@ -430,3 +430,169 @@ def test_an_import_slice_smaller_than_a_record_takes_one_record_and_never_drops_
         slices += 1
     assert raw_count(db) == written and journals(db) == []
     store.close()
+
+
+def test_a_database_reached_by_a_symlink_has_its_journals_imported_once(tmp_path):
+    """Processes may name one database by different paths (a symlink). An import forgets
+    the offsets of the journals it does not list, taking them for deleted: journals put
+    beside the link, not the file, were left out of the other's listing, their offsets
+    forgotten, and imported again from their start."""
+    real, alias = tmp_path / "real" / "logs.db", tmp_path / "alias" / "logs.db"
+    real.parent.mkdir()
+    alias.parent.mkdir()
+    open_store(real).close()
+    alias.symlink_to(real)
+    by_link, by_file = book_for(alias), book_for(real)
+    by_link.add(row(prompt="first"))
+    assert by_link.flush()
+    by_link._import(None)  # imported while idle: its journal has an offset now
+    by_file.add(row(prompt="other"))
+    assert by_file.flush()
+    reader = open_store(real)
+    assert reader.catch_up()  # a reader by the file's own path
+    reader.close()
+    by_link.add(row(prompt="second"))
+    assert by_link.flush()
+    by_link.close()
+    by_file.close()
+    with sqlite3.connect(real) as con:
+        prompts = sorted(r[0] for r in con.execute("SELECT prompt FROM exchanges"))
+    assert prompts == ["first", "other", "second"]
+    assert journals(real) == [] and journals(alias) == []
+
+
+class Unwritable:
+    """A database that cannot be opened (a full disk, a read-only folder) until `fixed`."""
+
+    def __init__(self, db: Path) -> None:
+        self.db, self.fixed = db, False
+
+    def __call__(self):
+        if not self.fixed:
+            raise OSError(28, "No space left on device")
+        return open_store(self.db)
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_more_exchanges_than_max_pending_at_once_are_written_not_dropped(tmp_path, caplog):
+    """`max_pending` bounds what a failing log keeps for its next try. Exchanges handed over
+    between two writes were once counted against it before any write was tried: a writer
+    held up (a long import under a locked database) dropped a whole batch it could have
+    journaled, and said it "could not be written"."""
+    db = tmp_path / "logs.db"
+    book = Logbook(functools.partial(open_store, db), name=str(db), journal_for=db, max_pending=5, interval=3600)
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        for i in range(12):
+            book.add(row(prompt=f"p{i}"))
+        assert book.flush()
+        book.close()
+    assert raw_count(db) == 12 and warnings_of(caplog) == []
+
+
+def test_exchanges_dropped_while_the_log_failed_are_reported_when_it_recovers(tmp_path, caplog):
+    """Past `max_pending` while writes fail, the oldest exchanges are dropped: a
+    long-running process (the gateway) must hear of it when the log works again, not
+    only when it exits."""
+    db = tmp_path / "logs.db"
+    opener = Unwritable(db)
+    book = Logbook(opener, name=str(db), journal_for=db, max_pending=5, interval=3600)
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        for i in range(12):
+            book.add(row(prompt=f"p{i}"))
+            assert not book.flush()
+        opener.fixed = True
+        assert book.flush()
+        assert any("dropped 7 exchange" in message for message in warnings_of(caplog)), warnings_of(caplog)
+        caplog.clear()
+        book.close()
+    assert not any("dropped" in message for message in warnings_of(caplog))  # said once
+    kept = sorted(e.prompt for e in open_store(db).exchanges(Query(limit=None)))
+    assert kept == sorted(f"p{i}" for i in range(7, 12))  # the newest
+
+
+def test_exchanges_a_failing_log_cannot_write_when_it_closes_are_reported_lost(tmp_path, caplog):
+    """At close, what cannot be written is lost: the warning of the first failure said it
+    would be written later, and later failures are only debug lines."""
+    db = tmp_path / "logs.db"
+    book = Logbook(Unwritable(db), name=str(db), journal_for=db, interval=3600)
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        book.add(row(prompt="a"))
+        assert not book.flush()  # the first failure: a warning
+        for i in range(4):
+            book.add(row(prompt=f"b{i}"))
+        book.close()  # fails again: nothing is written, ever
+    assert any("dropped 5 exchange" in message for message in warnings_of(caplog)), warnings_of(caplog)
+
+
+def test_a_journal_it_may_not_read_does_not_hold_up_the_others(tmp_path, monkeypatch, caplog):
+    """A journal another user left (a `sudo human` killed before it imported its own; made
+    0600) cannot be opened: the import skips it, as scan() says, instead of failing whole,
+    on every read, with every other journal waiting behind it."""
+    db = tmp_path / "logs.db"
+    names = []
+    for who in ("root", "me"):
+        book = book_for(db)
+        book.add(row(prompt=who))
+        assert book.flush()
+        assert book._journal is not None
+        names.append(book._journal.name)
+        book._journal.close()  # its writer gone, nothing imported
+    opened = os.open
+
+    def open_as_me(path, *args, **kwargs):
+        if Path(path).name == names[0]:
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(journal.os, "open", open_as_me)
+    store = open_store(db)
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        assert store.catch_up()
+    store.close()
+    assert raw_count(db) == 1 and journals(db) == [names[0]]  # left for one who can read it
+    assert any("cannot read" in message for message in warnings_of(caplog))
+
+
+def test_a_fork_child_does_not_report_the_exchanges_its_parent_dropped(tmp_path, caplog):
+    """The parent's drops are the parent's to report: a child that said them too (at its
+    first write) doubled the count a reader of the logs adds up."""
+    db = tmp_path / "logs.db"
+    opener = Unwritable(db)
+    book = Logbook(opener, name=str(db), journal_for=db, max_pending=1, interval=3600)
+    for i in range(3):
+        book.add(row(prompt=f"p{i}"))
+        assert not book.flush()  # two dropped
+    book._forked()  # as os.fork() has it run in the child
+    opener.fixed = True
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        book.add(row(prompt="child"))
+        assert book.flush()
+        book.close()
+    assert not any("dropped" in message for message in warnings_of(caplog)), warnings_of(caplog)
+    assert [e.prompt for e in open_store(db).exchanges(Query(limit=None))] == ["child"]
+
+
+def test_an_exchange_imported_twice_is_kept_once_and_holds_up_no_later_import(tmp_path):
+    """An exchange's id is its identity: met again (its journal's offset lost), it is the
+    same row. A plain INSERT failed the import's transaction on the UNIQUE id, and so every
+    import after it: no journal of that database was read again."""
+    db = tmp_path / "logs.db"
+    twice = row(prompt="twice")
+    first = book_for(db)
+    first.add(twice)
+    assert first.flush()
+    first.close()  # imported, its journal deleted
+    second = book_for(db)
+    second.add(twice)  # the same exchange, journaled again
+    second.add(row(prompt="after"))
+    assert second.flush()
+    assert second._journal is not None
+    second._journal.close()
+    store = open_store(db)
+    assert sorted(e.prompt for e in store.exchanges(Query(limit=None))) == ["after", "twice"]
+    store.close()
+    assert journals(db) == []

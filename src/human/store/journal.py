@@ -45,7 +45,7 @@ try:
 except ImportError:  # Windows: no journals (see the module docstring)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MAGIC", "Journal", "Scan", "available", "frame", "journal_names", "scan"]
+__all__ = ["MAGIC", "Journal", "Scan", "available", "frame", "journal_names", "located", "scan"]
 
 log = logging.getLogger("human.store")
 
@@ -60,6 +60,15 @@ B = TypeVar("B", bound=bytes)
 def frame(blob: bytes) -> bytes:
     """One record as it is written: its length, its CRC-32, its bytes."""
     return _HEAD.pack(len(blob), zlib.crc32(blob)) + blob
+
+
+def located(db_path: Path) -> Path:
+    """The database file itself, symlinks resolved: its journals are put and looked for
+    beside it, so that every process lists the same journals whatever path it names the
+    database by. An import forgets the offsets of the journals it does not list (it takes
+    them for deleted): journals beside a link, left out of a listing beside the file, had
+    their offsets forgotten and were imported again from their start."""
+    return Path(os.path.realpath(db_path))
 
 
 def journal_names(db_path: Path) -> list[str]:
@@ -78,7 +87,7 @@ class Journal:
     a time (the logbook's lock)."""
 
     def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+        self.db_path = located(db_path)
         self.name: str | None = None  # of the open journal
         self.size = 0  # bytes written to it, the header included
         self._fd: int | None = None
@@ -189,14 +198,20 @@ class Scan:
 
 def scan(folder: Path, name: str, offset: int, max_bytes: int) -> Scan | None:
     """The whole records of journal `name` from `offset` (about `max_bytes` of them at
-    most, one at least); None when it is gone or unreadable. Call under the database's
-    write lock."""
+    most, one at least); None when it is gone, not ours to read, or unreadable. Call
+    under the database's write lock."""
     import marshal
 
     assert fcntl is not None
     try:
         fd = os.open(folder / name, os.O_RDONLY)
     except FileNotFoundError:
+        return None
+    except PermissionError as exc:
+        # another user's (a `sudo human` killed before it imported its own, 0600): its records
+        # wait for someone who may read them; raised, it failed the whole import, every time,
+        # and every other journal waited behind it
+        log.warning("cannot read the log journal %s (%s); it is left as it is", folder / name, exc.strerror)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

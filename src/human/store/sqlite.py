@@ -42,7 +42,10 @@ log = logging.getLogger("human.store")
 T = TypeVar("T")
 
 _COLUMNS: tuple[str, ...] = Exchange._fields  # `seq` is SQLite's own: not a field
-_INSERT_INTO = f"INSERT INTO exchanges ({', '.join(_COLUMNS)})"
+# OR IGNORE: an exchange's id is its identity, so a record imported twice (its journal's
+# offset lost) is the same row, kept once; a plain INSERT failed that import's whole
+# transaction on the UNIQUE id, and every import after it, so no journal was read again.
+_INSERT_INTO = f"INSERT OR IGNORE INTO exchanges ({', '.join(_COLUMNS)})"
 # Bound parameters per statement: 32766 since SQLite 3.32, 999 before.
 _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM exchanges"
@@ -56,6 +59,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000, retention_days: float | None = None) -> None:
         self.path = path
+        self._journals = journal.located(path)  # where they are, whatever path names the database
         self._busy_s = busy_timeout_ms / 1000
         self._retention_ms = None if not retention_days else int(retention_days * 86_400_000)
         self._pruned_at: float | None = None  # monotonic time of the last prune
@@ -137,7 +141,7 @@ class SQLiteStore:
         transaction, and `pause()` between two: a busy writer's short slices (pacing.py).
         `imported_rows` counts the rows this store has inserted so far."""
         deadline = None if budget_s is None else time.monotonic() + budget_s
-        done = not journal.available or not journal.journal_names(self.path)
+        done = not journal.available or not journal.journal_names(self._journals)
         while not done:
             done = self._retry(functools.partial(self._import_some, max_bytes))
             if deadline is not None and time.monotonic() > deadline:
@@ -153,12 +157,12 @@ class SQLiteStore:
         """One transaction: up to IMPORT_BYTES of records from the journals, oldest
         exchange first, as rows; each journal's offset moves with them. True when every
         journal was read to its end."""
-        db, folder = self._db, self.path.parent
+        db, folder = self._db, self._journals.parent
         scans: list[journal.Scan] = []
         committed = False
         db.execute("BEGIN IMMEDIATE")
         try:
-            names = journal.journal_names(self.path)  # listed again under the lock
+            names = journal.journal_names(self._journals)  # listed again under the lock
             offsets = dict(db.execute("SELECT name, imported_to FROM journal_offsets").fetchall())
             budget, done = max_bytes, True
             for name in names:

@@ -185,15 +185,13 @@ class Logbook:
         self._closed = True
         self._wake.set()
         with self._lock:
-            self._write_pending()
+            if not self._write_pending():
+                self._give_up()
             if self._journal is not None:
                 if self._unimported:
                     self._import(self._exit_budget)
                 self._close_journal()
-            if self._dropped:
-                log.warning("the log dropped %d exchange(s) that could not be written (%s)", self._dropped,
-                            self.name)
-                self._dropped = 0
+            self._report_dropped()
             if self._store is not None and self._owned:
                 self._store.close()
                 self._store = None
@@ -250,10 +248,48 @@ class Logbook:
             if self._warned:
                 log.info("the log is written again (%s)", self.name)
                 self._warned = False
+            self._report_dropped()  # now, not only at exit: a gateway runs for weeks
         except Exception as exc:  # a log must never take the program down
+            self._bound()
             self._failed(exc)
             return False
         return True
+
+    def _bound(self) -> None:
+        """After a failed write: keep the newest `max_pending` exchanges for the next try
+        and drop the oldest (counted, said once the log is written again). Only after a
+        failure: counted before any try, a batch handed over while the writer was held up
+        (a long import) was dropped though the journal would have taken it."""
+        frames, pending = self._frames, sum(frame.exchanges for frame in self._frames)
+        while pending > self._max_pending and frames:
+            dropped = frames.pop(0).exchanges
+            pending -= dropped
+            self._dropped += dropped
+        overflow = len(self._rows) - self._max_pending
+        if overflow > 0:
+            del self._rows[:overflow]
+            self._dropped += overflow
+
+    def _give_up(self) -> None:
+        """At close, when the last write failed: what is pending is never written. Counted
+        as dropped, so that the closing warning says so (the first failure's warning said
+        it would be written later, and the later failures' are debug lines)."""
+        count = sum(frame.exchanges for frame in self._frames) + len(self._rows)
+        self._frames.clear()
+        self._rows = []
+        for waiting in (self._items, self._ready):
+            for _ in range(len(waiting)):
+                try:
+                    item = waiting.popleft()
+                except IndexError:  # taken meanwhile by a caller's add() (`_seal_some`)
+                    break
+                count += item.exchanges if item.__class__ is _Batch else 1
+        self._dropped += count
+
+    def _report_dropped(self) -> None:
+        if self._dropped:
+            log.warning("the log dropped %d exchange(s) that could not be written (%s)", self._dropped, self.name)
+            self._dropped = 0
 
     def _seal_items(self) -> None:
         """Under the lock: what waits, as framed records for the journal (record.py,
@@ -291,11 +327,6 @@ class Logbook:
                         frames.append(_batch(seal([(ROW, row._asdict())], ()), 1))
             except Exception as exc:  # one odd exchange must not stop the others
                 log.debug("could not log an exchange: %r", exc)
-        pending = sum(frame.exchanges for frame in frames)
-        while pending > self._max_pending and frames:
-            dropped = frames.pop(0).exchanges
-            pending -= dropped
-            self._dropped += dropped
 
     def _build_rows(self) -> None:
         items = self._items
@@ -323,10 +354,6 @@ class Logbook:
                 if len(self._recent) > 4096:
                     self._recent.clear()
                 self._recent[row.thread_hash] = (row.id, row.conversation_id)
-        overflow = len(self._rows) - self._max_pending
-        if overflow > 0:
-            del self._rows[:overflow]
-            self._dropped += overflow
 
     def _continues(self, thread_hash: bytes) -> tuple[str, str] | None:
         found = self._recent.get(thread_hash)
@@ -385,6 +412,7 @@ class Logbook:
             _inherited.append(self._store)  # the parent's connection: never used nor closed here
             self._store = None
         self._unimported = False
+        self._dropped = 0  # the parent's to report: said by each child too, it was counted twice or more
 
     # ---- failures -----------------------------------------------------------------------------
 
