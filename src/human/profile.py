@@ -210,6 +210,17 @@ def remember(provider: str, base_url: str, model: str, **learned: bool | None) -
     return save_profile(dataclasses.replace(profile, **values))
 
 
+def rejects_stream_options(exc: BaseException) -> bool:
+    """A 400/422 saying the server does not take `stream_options` (which the CLI's `--usage`
+    and the gateway add to meter a stream): then the request is sent again without it,
+    and the endpoint remembered (`remember(..., accepts_stream_options=False)`)."""
+    from .errors import BadRequestError, ContextLengthError
+
+    if not isinstance(exc, BadRequestError) or isinstance(exc, ContextLengthError):
+        return False
+    return exc.param == "stream_options" or "stream_options" in exc.message
+
+
 def _file() -> str:
     """`profile_path()`, memoised on the two variables it depends on (the hot path)."""
     env = os.environ

@@ -144,6 +144,54 @@ def test_every_stream_is_metered(gateway: Any, fake: FakeServer, tmp_path: Any) 
     assert rows[2][4] is not None  # the cut one is an error row, with its partial usage
 
 
+REJECTED = {"error": {"message": "Unrecognized request argument supplied: stream_options",
+                      "type": "invalid_request_error", "param": None, "code": None}}
+
+
+def test_an_upstream_that_rejects_the_stream_options_the_gateway_added_is_asked_again_without_it(
+        gateway: Any, fake: FakeServer, config: dict[str, Any], tmp_path: Any) -> None:
+    """The gateway adds stream_options to meter every stream; a server that rejects it
+    (litellm#23847, Azure's older API versions) must not turn a caller's stream, which never
+    asked for it, into a 400. Learnt once: the next streams go without it at once, the
+    endpoint's profile says so, and the rows say their usage is an estimate."""
+    import sqlite3
+
+    from human.profile import load_profile
+
+    gw = gateway()
+    fake.reply(status=400, json=REJECTED)
+    fake.stream([ROLE, content("hel"), content("lo", "stop")])
+    _, events = raw_stream(gw)
+    assert events[-1] == b"data: [DONE]" and b"hel" in events[1] and b"lo" in events[2]
+    assert "stream_options" in fake.requests[0].json and "stream_options" not in fake.requests[1].json
+    fake.stream([ROLE, content("again", "stop")])
+    _, events = raw_stream(gw)
+    assert events[-1] == b"data: [DONE]" and len(fake.requests) == 3
+    assert "stream_options" not in fake.requests[2].json  # no second refusal to learn it again
+    profile = load_profile("fake", config["providers"][0]["base_url"], "fake-model")
+    assert profile is not None and profile.accepts_stream_options is False
+    gw.close()
+    rows = sqlite3.connect(tmp_path / "logs.db").execute(
+        "SELECT completion_tokens, cost_note, error_type FROM exchanges ORDER BY id").fetchall()
+    assert len(rows) == 2 and all(row[0] and row[1].startswith("estimated") and row[2] is None for row in rows)
+
+
+def test_a_caller_who_asked_for_stream_options_gets_the_upstream_400(gateway: Any, fake: FakeServer) -> None:
+    gw = gateway()
+    fake.reply(status=400, json=REJECTED)
+    body = json.dumps({"model": "fast", "messages": HI, "stream": True,
+                       "stream_options": {"include_usage": True}}).encode()
+    port = int(gw.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400") and b"stream_options" in data
+    assert len(fake.requests) == 1  # not sent again: the caller's own field
+
+
 def _hold_then_close(gw: Any, fake: FakeServer, stream: bool) -> float:
     """Send a request the upstream holds, close the caller's socket once the upstream has
     it; seconds from the close to the upstream seeing its connection closed."""

@@ -22,12 +22,11 @@ from ..errors import (
     APIConnectionError,
     APITimeoutError,
     BadRequestError,
-    ContextLengthError,
     HumanError,
     RateLimitError,
     ServerError,
 )
-from ..profile import changes_for, remember
+from ..profile import changes_for, rejects_stream_options, remember
 from ..types import ChatResponse, system, user
 from .output import Output
 
@@ -133,7 +132,7 @@ def ask(client: Client, messages: list[dict[str, Any]], settings: Settings, out:
         try:
             response = _stream(client, messages, settings, out, {**options, **asked})
         except BadRequestError as exc:
-            if not asked or not _rejects_stream_options(exc):
+            if not asked or not rejects_stream_options(exc):
                 raise
             target = client.target(settings.provider, settings.model)
             remember(target.provider, target.base_url, target.model, accepts_stream_options=False)
@@ -207,12 +206,6 @@ def _usage_options(client: Client, settings: Settings) -> dict[str, Any]:
     if "stream_options" in drop:
         return {}
     return {"extra_body": {"stream_options": {"include_usage": True}}}
-
-
-def _rejects_stream_options(exc: BadRequestError) -> bool:
-    if isinstance(exc, ContextLengthError):
-        return False
-    return exc.param == "stream_options" or "stream_options" in exc.message
 
 
 def _notices(response: ChatResponse, settings: Settings, client: Client) -> list[str]:

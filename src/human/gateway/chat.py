@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,13 +33,13 @@ from ..core.retry import Sleep
 from ..core.stream import StreamAssembler
 from ..core.tokens import estimate_request, estimate_text
 from ..errors import BadResponseError, HumanError
+from ..profile import rejects_stream_options, remember
 from ..types import Usage
 from .reply import Failure, failure_from, refusal
 from .request import ChatRequest, Rewrite, parse_request
 from .usage import UsageRecord, price
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Mapping
 
     from ..client import AsyncClient
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatHandler"]
 
+log = logging.getLogger("human.gateway")
 perf_counter = time.perf_counter
 # What a request without max_tokens reserves for its answer against a tokens-per-minute
 # limit (refunded by the difference when the real usage arrives).
@@ -261,13 +263,16 @@ class ChatHandler:
                 action = plan.send(None)
                 continue
             target: Target = action.target
-            body = self._rewrite(target).apply(parsed)
             began = perf_counter()
             outcome: Any
-            try:
-                outcome = await attempt(target, body)
-            except HumanError as exc:
-                outcome = client.stamped(exc, target)
+            for _ in range(2):  # a second time only without the stream_options it added
+                try:
+                    outcome = await attempt(target, self._rewrite(target).apply(parsed))
+                    break
+                except HumanError as exc:
+                    outcome = client.stamped(exc, target)
+                    if not self._learn_no_stream_options(exc, target, parsed):
+                        break
             waited += perf_counter() - began
             try:
                 action = plan.send(outcome)
@@ -351,6 +356,27 @@ class ChatHandler:
             drop, rename = self.client.profile_changes(target)
             rewrite = self._rewrites[key] = Rewrite(target.model, target.token_field, drop, rename)
         return rewrite
+
+    def _learn_no_stream_options(self, exc: HumanError, target: Target, parsed: ChatRequest) -> bool:
+        """Whether `exc` is the upstream rejecting the `stream_options` the gateway added to
+        a stream whose caller did not ask for usage. Then the endpoint is known not to take
+        it (in this process, and in its capability profile for the next ones and the
+        client), and the attempt is made again without it: the caller never sees an error
+        for a field it did not send, and the stream is metered from estimates (the row says
+        so). A caller who asked for it gets the upstream's 400 as it is."""
+        if not parsed.stream or parsed.wants_usage or not rejects_stream_options(exc):
+            return False
+        rewrite = self._rewrite(target)
+        if not rewrite.usage:
+            return False
+        rewrite.usage = False
+        log.warning("%s rejects stream_options (%s): its streams are sent without it from now on and metered from "
+                    "estimates", target.provider, " ".join(str(exc).split())[:200])
+        try:
+            remember(target.provider, target.base_url, target.model, accepts_stream_options=False)
+        except (OSError, ValueError) as failed:  # a read-only state dir: this process still knows
+            log.debug("could not save the capability profile: %s", failed)
+        return True
 
     def _refuse(self, failure: Failure, t0: float, kind: str) -> web.Response:
         self.gw.metrics.error(kind)
