@@ -6,6 +6,8 @@ errors reach the caller as the SDK's exceptions (the gateway's own, not a 500)."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from human.store import open_store
 from tests.gateway.harness import Running, start
 
-from .interop_support import LITELLM_KEY, Server, journal
+from .interop_support import LITELLM_KEY, ROOT, Server, journal
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -100,3 +102,31 @@ def test_aimock_stream_through_the_gateway_asks_upstream_for_usage(gateway: Runn
     (sent,) = [entry["body"] for entry in journal(aimock, test_id)]
     assert sent["model"] == "any-model" and sent["stream"] is True
     assert sent["stream_options"] == {"include_usage": True}  # metered, though the caller did not ask
+
+
+LITELLM_SDK = '''
+import asyncio, json, sys
+import litellm
+url = sys.argv[1]
+hi = [{"role": "user", "content": "hi"}]
+whole = litellm.completion(model="openai/aimock/any-model", api_base=url, api_key="unused", messages=hi)
+text = "".join(c.choices[0].delta.content or "" for c in litellm.completion(
+    model="openai/aimock/any-model", api_base=url, api_key="unused", messages=hi, stream=True) if c.choices)
+async def main():
+    return await litellm.acompletion(model="openai/aimock/any-model", api_base=url, api_key="unused", messages=hi)
+answer = asyncio.run(main())
+print(json.dumps([whole.choices[0].message.content, text, answer.choices[0].message.content]))
+'''
+
+
+def test_the_litellm_sdk_as_a_client_of_the_gateway(gateway: Running, litellm: Server) -> None:
+    """A peer's client (the LiteLLM SDK, from the proxy's own venv) calls the gateway as an
+    OpenAI-compatible server: whole, streamed and async answers arrive whole."""
+    python = Path(os.environ.get("LITELLM_VENV") or Path(os.environ.get("STATE_DIR") or ROOT / ".servers")
+                  / "venv-litellm") / "bin" / "python"
+    assert python.exists(), f"the LiteLLM proxy answers but its venv is not at {python.parent.parent}"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no fetch of the price map from GitHub
+    done = subprocess.run([str(python), "-c", LITELLM_SDK, gateway.v1], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["Hello from aimock."] * 3
