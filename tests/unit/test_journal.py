@@ -596,3 +596,41 @@ def test_an_exchange_imported_twice_is_kept_once_and_holds_up_no_later_import(tm
     assert sorted(e.prompt for e in store.exchanges(Query(limit=None))) == ["after", "twice"]
     store.close()
     assert journals(db) == []
+
+
+def test_a_damaged_record_length_is_never_read_as_it_says(tmp_path, monkeypatch, caplog):
+    """A record head whose length is damaged (4 GiB) in a dead writer's journal: read no
+    further than the file holds (it was an allocation of the claimed size, and a failed
+    import every time), and the journal's whole records before it are imported."""
+    db = tmp_path / "logs.db"
+    book = book_for(db)
+    book.add(row(prompt="whole"))
+    assert book.flush()
+    assert book._journal is not None
+    name = book._journal.name
+    book._journal.close()
+    with open(tmp_path / name, "ab") as out:
+        out.write(journal._HEAD.pack(0xFFFFFFF0, 0) + b"x" * 100)  # a head claiming 4 GiB, then little
+    size = (tmp_path / name).stat().st_size
+    pread = os.pread
+
+    def bounded(fd, n, offset):
+        assert n <= max(size, 1 << 20), f"asked to read {n} bytes of a {size}-byte journal"
+        return pread(fd, n, offset)
+
+    monkeypatch.setattr(journal.os, "pread", bounded)
+    first = journal.scan(tmp_path, name, 0, 1 << 20)
+    assert first is not None and len(first.records) == 1
+    if first.fd is not None:
+        os.close(first.fd)
+    for max_bytes in (1, 64, 1 << 20):  # the damaged head first at the offset a next import starts from
+        found = journal.scan(tmp_path, name, first.end, max_bytes)
+        assert found is not None and found.records == [] and found.finished
+        if found.fd is not None:
+            os.close(found.fd)
+    store = open_store(db)
+    with caplog.at_level(logging.WARNING, logger="human.store"):
+        assert store.catch_up()
+    assert [e.prompt for e in store.exchanges(Query(limit=None))] == ["whole"]
+    store.close()
+    assert journals(db) == [] and any("torn end" in r.getMessage() for r in caplog.records)

@@ -234,7 +234,9 @@ def scan(folder: Path, name: str, offset: int, max_bytes: int) -> Scan | None:
         if len(data) == want and len(data) >= _HEAD.size:  # one record bigger than max_bytes: read it whole
             length = _HEAD.unpack_from(data)[0]
             if _HEAD.size + length > want:
-                want = _HEAD.size + length
+                # no more than the file holds: a damaged head's length (up to 4 GiB) read as
+                # it says was an allocation that size, and a MemoryError failed every import
+                want = min(_HEAD.size + length, max(os.fstat(fd).st_size - start, want))
                 data = os.pread(fd, want, start)
         pos = 0
         for blob, after in _records(data):
