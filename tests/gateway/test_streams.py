@@ -5,6 +5,7 @@ stream metered; and a caller that goes away cancels the upstream request."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -149,7 +150,8 @@ REJECTED = {"error": {"message": "Unrecognized request argument supplied: stream
 
 
 def test_an_upstream_that_rejects_the_stream_options_the_gateway_added_is_asked_again_without_it(
-        gateway: Any, fake: FakeServer, config: dict[str, Any], tmp_path: Any) -> None:
+        gateway: Any, fake: FakeServer, config: dict[str, Any], tmp_path: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
     """The gateway adds stream_options to meter every stream; a server that rejects it
     (litellm#23847, Azure's older API versions) must not turn a caller's stream, which never
     asked for it, into a 400. Learnt once: the next streams go without it at once, the
@@ -158,10 +160,16 @@ def test_an_upstream_that_rejects_the_stream_options_the_gateway_added_is_asked_
 
     from human.profile import load_profile
 
+    from .harness import UPSTREAM_KEY
+
     gw = gateway()
-    fake.reply(status=400, json=REJECTED)
+    echoed = {"error": {**REJECTED["error"], "message": f"{REJECTED['error']['message']} (key {UPSTREAM_KEY})"}}
+    fake.reply(status=400, json=echoed)  # a server that echoes the key: the warning must not
     fake.stream([ROLE, content("hel"), content("lo", "stop")])
-    _, events = raw_stream(gw)
+    with caplog.at_level(logging.DEBUG):
+        _, events = raw_stream(gw)
+    assert any("rejects stream_options" in r.getMessage() for r in caplog.records)
+    assert not any(UPSTREAM_KEY in r.getMessage() for r in caplog.records)
     assert events[-1] == b"data: [DONE]" and b"hel" in events[1] and b"lo" in events[2]
     assert "stream_options" in fake.requests[0].json and "stream_options" not in fake.requests[1].json
     fake.stream([ROLE, content("again", "stop")])

@@ -39,6 +39,7 @@ __all__ = ["Gateway", "ServerLog", "serve"]
 
 log = logging.getLogger("human.gateway")
 perf_counter = time.perf_counter
+_KEY_RELOAD_S = 1.0
 
 
 class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -60,7 +61,6 @@ class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.logger.error("%s%s", text, what)
         if exc is not None:
             self.logger.debug("where", exc_info=exc)
-_KEY_RELOAD_S = 1.0
 
 
 class Gateway:

@@ -270,8 +270,8 @@ class ChatHandler:
                     outcome = await attempt(target, self._rewrite(target).apply(parsed))
                     break
                 except HumanError as exc:
-                    outcome = client.stamped(exc, target)
-                    if not self._learn_no_stream_options(exc, target, parsed):
+                    outcome = client.stamped(exc, target)  # scrubbed: what the warning may quote
+                    if not self._learn_no_stream_options(outcome, target, parsed):
                         break
             waited += perf_counter() - began
             try:
