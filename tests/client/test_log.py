@@ -22,8 +22,8 @@ import pytest
 
 import human
 from human.store import Query, journal, open_store
+from human.store.books import _books
 from human.store.sqlite import SQLiteStore
-from human.store.writer import _books
 from tests.client.conftest import CANARY
 
 ROOT = Path(__file__).resolve().parents[2]

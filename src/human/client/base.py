@@ -352,7 +352,7 @@ def _logbook(log: Any, config: Config) -> Any:
     if log is False:
         return None
     from ..store import default_path
-    from ..store.writer import logbook_for
+    from ..store.books import logbook_for
 
     retention = config.log_retention_days
     if log is True:

@@ -61,7 +61,7 @@ def build(config: Config, *, host: str | None = None, port: int | None = None) -
         limits = LocalLimits()
     logbook = None
     if settings.log:
-        from ..store.writer import logbook_for
+        from ..store.books import logbook_for
 
         if settings.database_url:
             import functools

@@ -30,14 +30,12 @@ A producer other than the clients may hand over an `Exchange` row, or an object 
 `row()` method that makes one on the writer's thread (`RowMaker`: the gateway's usage rows).
 
 One logbook per database path is shared by every client of the process
-(`logbook_for`), so a program with many clients still has one writer and one journal.
+(`books.logbook_for`), so a program with many clients still has one writer and one journal.
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
-import functools
 import logging
 import os
 import threading
@@ -53,7 +51,7 @@ from .record import ROW, Finished, build, capture, cheap, seal, secrets_of
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
-__all__ = ["Logbook", "RowMaker", "logbook_for"]
+__all__ = ["Logbook", "RowMaker"]
 
 log = logging.getLogger("human.store")
 
@@ -474,53 +472,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-# ---- one logbook per database -------------------------------------------------------------------
+# ---- every logbook of the process, for a fork child ----------------------------------------------
 
-_books: dict[str, Logbook] = {}
-_books_lock = threading.Lock()
 _inherited: list[Any] = []  # stores a fork child inherited: kept from being closed
 _every: weakref.WeakSet[Logbook] = weakref.WeakSet()  # every logbook, shared or not: reset in a fork child
 
 
-def logbook_for(target: Any, env: Any = None, *, retention_days: float | None = None) -> Logbook:
-    """The process's logbook for a database: a path (made on first use, shared by every
-    client that names it; journal mode) or a `Store` object (shared by the clients given
-    that object). `retention_days` applies to a path's database (the first client's)."""
-    from . import open_store
-
-    given = hasattr(target, "append")
-    key = f"store:{id(target)}" if given else str(target)
-    with _books_lock:
-        book = _books.get(key)
-        if book is None or book._closed:
-            if given:
-                book = Logbook(functools.partial(_itself, target), name=repr(target), owned=False)
-            else:
-                book = Logbook(functools.partial(open_store, target, env=env, retention_days=retention_days),
-                               name=key, journal_for=Path(target))
-            _books[key] = book
-        return book
-
-
-def _itself(store: Store) -> Store:
-    return store
-
-
-@atexit.register
-def _close_all() -> None:
-    for book in list(_books.values()):
-        try:
-            if book._journal is not None:
-                book.close()  # the journal imported (within its budget) and deleted
-            else:
-                book.flush()  # a store the caller gave: theirs to close
-        except Exception:  # exiting anyway
-            pass
-
-
 def _after_fork() -> None:
-    global _books_lock
-    _books_lock = threading.Lock()
     for book in list(_every):
         book._forked()
 
